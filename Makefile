@@ -1,0 +1,27 @@
+# Two entry points, each creating .venv and installing what it needs (torch first, pinned to the CPU build).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+
+.PHONY: demo test lint
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+## demo: train IndiSeek on the built-in simulated CITE-seq data, write indiseek_simulated.h5mu
+demo: $(VENV)/.installed
+	$(BIN)/indiseek fit -o indiseek_simulated.h5mu
+
+## test: run the test suite (unit tests, the method checks on simulated data, the real-data check, doctests)
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks

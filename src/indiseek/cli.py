@@ -1,0 +1,106 @@
+"""Command line: ``indiseek fit [INPUT.h5mu] -o OUTPUT.h5mu``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="indiseek",
+        description="Learn shared and modality-specific representations of paired single-cell modalities.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    fit = commands.add_parser(
+        "fit",
+        help="train IndiSeek and write the representations into an .h5mu file",
+        description="Train IndiSeek on a MuData file (default: the built-in simulated CITE-seq data) and write a "
+        "copy with the representations in .obsm.",
+    )
+    fit.add_argument("input", nargs="?", help="input .h5mu with raw counts (omit to use the simulated data)")
+    fit.add_argument("-o", "--output", required=True, help="output .h5mu")
+    fit.add_argument("--modalities", nargs=2, metavar=("RNA", "PROT"), help="names of the two modalities")
+    fit.add_argument("--lam", type=float, default=10.0, help="reconstruction weight lambda (default: 10)")
+    fit.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    fit.add_argument("--max-epochs-shared", type=int, default=None, help="epoch cap of stage 1 (CLIP)")
+    fit.add_argument("--max-epochs-specific", type=int, default=None, help="epoch cap of stage 2")
+    fit.add_argument("--n-cells", type=int, default=5000, help="cells to simulate without INPUT (default: 5000)")
+    fit.add_argument("--n-comps", type=int, default=200, help="RNA principal components (default: 200)")
+    fit.add_argument("--accelerator", default="auto", help='Lightning accelerator ("cpu", "gpu", "auto")')
+    fit.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _fit(args: argparse.Namespace) -> int:
+    import mudata as md
+
+    import indiseek as isk
+    from indiseek._constants import JOINT_KEY, shared_key, specific_key
+
+    start = time.perf_counter()
+    if args.input is None:
+        print(f"Simulating {args.n_cells} CITE-seq cells (seed {args.seed}) ...")
+        mdata = isk.datasets.simulated_cite(n_cells=args.n_cells, seed=args.seed)
+    else:
+        mdata = md.read_h5mu(args.input)
+    print(f"Data: {mdata.n_obs} cells; modalities {', '.join(f'{m} ({a.n_vars})' for m, a in mdata.mod.items())}")
+    model = isk.tl.fit(
+        mdata,
+        modalities=args.modalities,
+        lam=args.lam,
+        seed=args.seed,
+        n_comps=args.n_comps,
+        max_epochs_shared=args.max_epochs_shared,
+        max_epochs_specific=args.max_epochs_specific,
+        accelerator=args.accelerator,
+        enable_progress_bar=not args.quiet,
+    )
+    mdata.write_h5mu(args.output)
+    names = model.modality_names
+    keys = [shared_key(m) for m in names] + [specific_key(m) for m in names] + [JOINT_KEY]
+    history = model.history
+    epochs = {s: len(history[f"{s}_loss_train"]) for s in ("shared", "specific") if f"{s}_loss_train" in history}
+    print(
+        f"Trained stage 1 (shared) for {epochs.get('shared', 0)} and stage 2 (specific) for "
+        f"{epochs.get('specific', 0)} epochs on {len(model.train_indices)} cells "
+        f"({len(model.validation_indices)} held out for validation)."
+    )
+    print(f"Wrote {args.output} with:")
+    for key in keys:
+        print(f"  .obsm[{key!r}]  {mdata.obsm[key].shape[0]} x {mdata.obsm[key].shape[1]}")
+    print(f"Done in {time.perf_counter() - start:.0f} s.")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``indiseek`` command line.
+
+    Parameters
+    ----------
+    argv
+        Arguments (``None``: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    The exit status.
+
+    Examples
+    --------
+    >>> from indiseek.cli import main
+    >>> main(["fit", "-o", "simulated.h5mu", "--n-cells", "300", "--quiet"])  # doctest: +SKIP
+    """
+    args = _parser().parse_args(argv)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    if args.command == "fit":
+        return _fit(args)
+    return 2  # pragma: no cover - argparse rejects unknown commands
+
+
+if __name__ == "__main__":
+    sys.exit(main())

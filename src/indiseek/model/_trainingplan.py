@@ -1,0 +1,189 @@
+"""The two-stage training plan: CLIP, then the specific encoders against their CLUB estimators."""
+
+from __future__ import annotations
+
+import copy
+
+import lightning.pytorch as pl
+import torch
+
+from indiseek._constants import STAGES
+
+from ._module import IndiSeekModule
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term became NaN or infinite during training."""
+
+
+class IndiSeekTrainingPlan(pl.LightningModule):
+    """Lightning plan for one stage of IndiSeek, with manual optimisation.
+
+    * ``stage="shared"``: one Adam step on the symmetric InfoNCE loss per batch.
+    * ``stage="specific"``: per batch, ``n_estimator_steps`` maximum-likelihood steps of the CLUB estimators, each
+      on a fresh random batch, then one step of the specific encoders and decoders on eq. (2). Several estimator
+      steps per encoder step keep the estimator ahead of the encoder: with one step the encoder can exploit a
+      lagging estimator and drive the bound to large negative values.
+
+    In stage 1 the weights with the lowest validation loss are kept and restored when the stage ends. Stage 2 keeps
+    its last weights: its validation loss contains the CLUB estimate of a moving estimator, which rises while the
+    estimator learns even as the true dependence falls, so its minimum tends to pick an untrained encoder.
+    A non-finite loss stops training with :class:`NonFiniteLossError` naming the stage and term (stage 1 first
+    restores its best weights).
+
+    Parameters
+    ----------
+    module
+        The :class:`~indiseek.model.IndiSeekModule` to train.
+    stage
+        ``"shared"`` or ``"specific"``.
+    lr
+        Adam learning rate of the encoders (and decoders).
+    estimator_lr
+        Adam learning rate of the CLUB estimators (default: ``lr``).
+    weight_decay
+        Adam weight decay.
+    n_estimator_steps
+        Estimator steps per encoder step in stage 2.
+    modality_names
+        Names used for the logged metrics (``club_<name>``, ``recon_<name>``).
+    """
+
+    def __init__(
+        self,
+        module: IndiSeekModule,
+        *,
+        stage: str,
+        lr: float = 1e-3,
+        estimator_lr: float | None = None,
+        weight_decay: float = 0.0,
+        n_estimator_steps: int = 5,
+        modality_names: tuple[str, str] = ("x1", "x2"),
+    ):
+        super().__init__()
+        if stage not in STAGES:
+            raise ValueError(f"Unknown stage {stage!r}; choose one of {STAGES}.")
+        if not (lr > 0 and torch.isfinite(torch.tensor(lr))):
+            raise ValueError(f"`lr` must be a positive finite number, got {lr}.")
+        if n_estimator_steps < 1:
+            raise ValueError(f"`n_estimator_steps` must be at least 1, got {n_estimator_steps}.")
+        self.module = module
+        self.stage = stage
+        self.lr = lr
+        self.estimator_lr = lr if estimator_lr is None else estimator_lr
+        self.weight_decay = weight_decay
+        self.n_estimator_steps = n_estimator_steps
+        self.modality_names = tuple(modality_names)
+        self.automatic_optimization = False
+        self.best_validation_loss = float("inf")
+        self._best_state: dict[str, torch.Tensor] | None = None
+        self._validation_sums: list[float] = [0.0, 0]
+
+    @property
+    def monitor(self) -> str:
+        """Name of the validation metric that early stopping and best-weight restoring watch."""
+        return f"{self.stage}_loss_validation"
+
+    def _adam(self, params, lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:
+        params = list(params)
+        try:  # the fused kernel is markedly faster for many small tensors, where the device supports it
+            return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
+        except (RuntimeError, ValueError):
+            return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+
+    def configure_optimizers(self):
+        """Adam for stage 1; Adam for encoders/decoders and a second Adam for the estimators in stage 2."""
+        if self.stage == "shared":
+            return self._adam(self.module.shared_parameters(), self.lr, self.weight_decay)
+        main = self._adam(self.module.specific_parameters(), self.lr, self.weight_decay)
+        return [main, self._adam(self.module.estimator_parameters(), self.estimator_lr)]
+
+    def on_train_epoch_start(self) -> None:
+        """Put the module in training mode.
+
+        scvi-tools' runner leaves the module in evaluation mode after a stage, and Lightning keeps the mode it finds,
+        so without this the second stage would run with batch normalisation frozen at its initial statistics.
+        """
+        self.module.train()
+
+    # ------------------------------------------------------------------------------------------------- steps
+    def _terms(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if self.stage == "shared":
+            return {"loss": self.module.shared_loss(batch["x1"], batch["x2"])}
+        terms = self.module.specific_loss(batch["x1"], batch["x2"], batch.get("c1"), batch.get("c2"))
+        named = {"loss": terms["loss"]}
+        for i, name in enumerate(self.modality_names):
+            named[f"club_{name}"] = terms[f"club{i}"]
+            named[f"recon_{name}"] = terms[f"recon{i}"]
+        return named
+
+    def _check_finite(self, terms: dict[str, torch.Tensor]) -> None:
+        bad = [k for k, v in terms.items() if not torch.isfinite(v)]
+        if bad:
+            self.restore_best()
+            raise NonFiniteLossError(
+                f"Stage {self.stage!r}: the loss term(s) {bad} became non-finite at epoch {self.current_epoch}. "
+                "The weights with the best validation loss so far were restored. Check the input for extreme "
+                "values, or lower the learning rate."
+            )
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """One optimisation step of the current stage."""
+        optimizers = self.optimizers()
+        if self.stage == "specific":
+            main, estimator = optimizers
+            self.toggle_optimizer(estimator)
+            for k in range(self.n_estimator_steps):
+                nll = self.module.estimator_loss(
+                    batch["x1_est"][k], batch["x2_est"][k], batch["c1_est"][k], batch["c2_est"][k]
+                )
+                estimator.zero_grad()
+                self.manual_backward(nll)
+                estimator.step()
+            self.untoggle_optimizer(estimator)
+            self._check_finite({"estimator_nll": nll.detach()})
+            self.log("estimator_nll_train", nll.detach(), on_step=False, on_epoch=True, batch_size=batch["x1"].shape[0])
+        else:
+            main = optimizers
+        self.toggle_optimizer(main)
+        terms = self._terms(batch)
+        self._check_finite({k: v.detach() for k, v in terms.items()})
+        main.zero_grad()
+        self.manual_backward(terms["loss"])
+        main.step()
+        self.untoggle_optimizer(main)
+        n = batch["x1"].shape[0]
+        for key, value in terms.items():
+            name = f"{self.stage}_loss_train" if key == "loss" else f"{key}_train"
+            self.log(name, value.detach(), on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """Loss terms on a validation batch."""
+        terms = self._terms(batch)
+        n = batch["x1"].shape[0]
+        for key, value in terms.items():
+            name = self.monitor if key == "loss" else f"{key}_validation"
+            self.log(name, value, on_step=False, on_epoch=True, prog_bar=key == "loss", batch_size=n)
+        self._validation_sums[0] += float(terms["loss"]) * n
+        self._validation_sums[1] += n
+
+    # ------------------------------------------------------------------------------------------------- best weights
+    def on_validation_epoch_start(self) -> None:
+        self._validation_sums = [0.0, 0]
+
+    def on_validation_epoch_end(self) -> None:
+        total, n = self._validation_sums
+        if n == 0 or self.trainer.sanity_checking or self.stage != "shared":
+            return
+        loss = total / n
+        if loss < self.best_validation_loss:
+            self.best_validation_loss = loss
+            self._best_state = copy.deepcopy(self.module.state_dict())
+
+    def restore_best(self) -> None:
+        """Load the weights with the lowest validation loss seen in this stage (if any were recorded)."""
+        if self._best_state is not None:
+            self.module.load_state_dict(self._best_state)
+
+    def on_train_end(self) -> None:
+        self.restore_best()

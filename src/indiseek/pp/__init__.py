@@ -1,0 +1,5 @@
+"""Preprocessing."""
+
+from ._prepare import prepare
+
+__all__ = ["prepare"]

@@ -1,0 +1,64 @@
+import mudata as md
+
+import indiseek as isk
+from indiseek.cli import main
+
+
+def test_cli_fit_builtin_data(tmp_path, capsys):
+    out = tmp_path / "sim.h5mu"
+    status = main(
+        [
+            "fit",
+            "-o",
+            str(out),
+            "--n-cells",
+            "300",
+            "--n-comps",
+            "20",
+            "--max-epochs-shared",
+            "2",
+            "--max-epochs-specific",
+            "2",
+            "--quiet",
+        ]
+    )
+    assert status == 0
+    printed = capsys.readouterr().out
+    assert "X_indiseek_specific_prot" in printed and "Wrote" in printed
+    mdata = md.read_h5mu(out)
+    for key in (
+        "X_indiseek",
+        "X_indiseek_shared_rna",
+        "X_indiseek_shared_prot",
+        "X_indiseek_specific_rna",
+        "X_indiseek_specific_prot",
+    ):
+        assert key in mdata.obsm
+    assert mdata.obsm["X_indiseek"].shape == (300, 200)
+    assert list(mdata.obs["cell_type"].cat.categories)[0] == "A1"  # ground truth travels with the file
+
+
+def test_cli_fit_input_file(tmp_path):
+    source = isk.datasets.simulated_cite(n_cells=150, n_genes=80, seed=1)
+    source.write_h5mu(tmp_path / "in.h5mu")
+    status = main(
+        [
+            "fit",
+            str(tmp_path / "in.h5mu"),
+            "-o",
+            str(tmp_path / "out.h5mu"),
+            "--n-comps",
+            "10",
+            "--max-epochs-shared",
+            "1",
+            "--max-epochs-specific",
+            "1",
+            "--lam",
+            "0.5",
+            "--quiet",
+        ]
+    )
+    assert status == 0
+    mdata = md.read_h5mu(tmp_path / "out.h5mu")
+    assert mdata.uns["indiseek"]["params"]["lam"] == 0.5
+    assert mdata.obsm["X_indiseek_specific_rna"].shape == (150, 50)

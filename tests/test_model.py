@@ -1,0 +1,148 @@
+import numpy as np
+import pytest
+import torch
+from conftest import QUIET
+from sklearn.linear_model import RidgeCV
+
+import indiseek as isk
+
+
+def held_out_r2(x, y):
+    """R^2 of a ridge regression of y on x, fitted on half of the cells and scored on the other half."""
+    n = x.shape[0] // 2
+    ridge = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(x[:n], y[:n])
+    return ridge.score(x[n:], y[n:])
+
+
+def test_stage1_aligns_modalities_on_held_out_cells(trained):
+    model, mdata, _, held_out = trained
+    c1 = model.get_latent_representation(mdata, modality="rna", kind="shared", indices=held_out)
+    c2 = model.get_latent_representation(mdata, modality="prot", kind="shared", indices=held_out)
+    np.testing.assert_allclose(np.linalg.norm(c1, axis=1), 1, atol=1e-5)
+    similarity = c1 @ c2.T
+    top1 = (similarity.argmax(axis=1) == np.arange(len(held_out))).mean()
+    rank = (similarity > similarity.diagonal()[:, None]).sum(axis=1)  # 0 = own partner ranks first
+    print(f"held-out matching: top-1 {top1:.3f}, median rank {np.median(rank):.0f} of {len(held_out)}")
+    # chance: top-1 = 1/500 = 0.002, median rank = 250
+    assert top1 > 0.02
+    assert np.median(rank) < 50
+
+
+def test_stage2_disentangles_on_held_out_cells(trained):
+    model, mdata, _, held_out = trained
+    truth = {k: mdata.obsm[f"latent_{k}"][held_out] for k in ("shared", "rna", "prot")}
+    r2 = {}
+    for modality in ("rna", "prot"):
+        z = model.get_latent_representation(mdata, modality=modality, kind="specific", indices=held_out)
+        r2[modality] = {k: held_out_r2(z, y) for k, y in truth.items()}
+    print("held-out ridge R^2 of the true factors:", {m: {k: round(v, 3) for k, v in d.items()} for m, d in r2.items()})
+    # Z_rna holds the RNA-specific factors, hardly any shared ones, and nothing of the protein-specific ones
+    assert r2["rna"]["rna"] > 0.3
+    assert r2["rna"]["rna"] > r2["rna"]["shared"] + 0.25
+    assert r2["rna"]["prot"] < 0.05
+    # and likewise for the protein side
+    assert r2["prot"]["prot"] > 0.3
+    assert r2["prot"]["prot"] > r2["prot"]["shared"] + 0.25
+    assert r2["prot"]["rna"] < 0.05
+
+
+def test_history_has_both_stages_and_loss_terms(trained):
+    model = trained[0]
+    history = model.history
+    for key in (
+        "shared_loss_train",
+        "shared_loss_validation",
+        "club_rna_train",
+        "recon_prot_validation",
+        "specific_loss_train",
+        "estimator_nll_train",
+    ):
+        assert key in history, key
+    # the reconstruction improves in stage 2
+    recon = history["recon_rna_validation"].to_numpy().ravel()
+    assert recon[-1] < 0.8 * recon[0]
+    assert model.trained_stages_ == ["shared", "specific"] and model.is_trained
+
+
+def test_new_cells_embed_like_training_cells(trained):
+    model, mdata, _, held_out = trained
+    full = model.get_latent_representation(mdata, modality="prot", kind="specific")
+    subset = mdata[held_out].copy()
+    part = model.get_latent_representation(subset, modality="prot", kind="specific")
+    np.testing.assert_allclose(part, full[held_out], rtol=1e-5, atol=1e-5)
+
+
+def test_save_load_reproduces_embeddings(trained, tmp_path):
+    model, mdata, _, _ = trained
+    before = {k: model.get_latent_representation(modality=m, kind=k) for k in ("shared", "specific") for m in ("rna",)}
+    model.save(tmp_path / "model", save_anndata=False)
+    loaded = isk.IndiSeek.load(str(tmp_path / "model"), adata=mdata)
+    for kind, value in before.items():
+        np.testing.assert_array_equal(loaded.get_latent_representation(modality="rna", kind=kind), value)
+    np.testing.assert_array_equal(loaded.module.input_scale.numpy(), model.module.input_scale.numpy())
+    assert loaded.trained_stages_ == ["shared", "specific"]
+
+
+def _small_fit(mdata, seed):
+    model = isk.tl.fit(
+        mdata.copy(), n_hidden=16, n_layers=2, max_epochs_shared=3, max_epochs_specific=3, seed=seed, **QUIET
+    )
+    return model.adata.obsm["X_indiseek"]
+
+
+def test_seed_reproducibility(tiny):
+    a, b, c = _small_fit(tiny, 7), _small_fit(tiny, 7), _small_fit(tiny, 8)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_refuses_data_with_other_features(tiny):
+    model = isk.tl.fit(tiny, n_hidden=8, n_layers=2, max_epochs_shared=1, max_epochs_specific=1, **QUIET)
+    other = isk.datasets.simulated_cite(n_cells=50, n_genes=120, n_proteins=10, seed=0)
+    isk.pp.prepare(other, n_comps=15)
+    with pytest.raises(ValueError):
+        model.get_latent_representation(other, modality="prot")
+
+
+def test_errors_before_training_and_for_bad_arguments(tiny):
+    isk.IndiSeek.setup_mudata(tiny, modalities={"x1": "rna", "x2": "prot"}, x1_obsm_key="X_pca", x2_layer="clr")
+    model = isk.IndiSeek(tiny, n_hidden=8, n_layers=2)
+    with pytest.raises(RuntimeError, match="train"):
+        model.get_latent_representation(modality="rna")
+    with pytest.raises(ValueError, match="kind"):
+        model.get_latent_representation(modality="rna", kind="both")
+    with pytest.raises(ValueError, match="Unknown modality"):
+        model._modality_index("atac")
+    with pytest.raises(ValueError, match="lam"):
+        isk.IndiSeek(tiny, lam=-1.0)
+    with pytest.raises(ValueError, match="Too few cells"):
+        model.train(1, 1, train_indices=np.arange(10), **QUIET)
+    with pytest.raises(KeyError, match="X_umap"):
+        isk.IndiSeek.setup_mudata(tiny, modalities={"x1": "rna", "x2": "prot"}, x1_obsm_key="X_umap")
+    with pytest.raises(KeyError, match="'gex'"):
+        isk.IndiSeek.setup_mudata(tiny, modalities={"x1": "gex", "x2": "prot"})
+
+
+def test_second_stage_can_be_retrained_alone(tiny):
+    model = isk.tl.fit(tiny, n_hidden=8, n_layers=2, max_epochs_shared=2, max_epochs_specific=1, **QUIET)
+    shared = model.get_latent_representation(modality="rna", kind="shared")
+    model.train(0, 2, **QUIET)
+    np.testing.assert_array_equal(model.get_latent_representation(modality="rna", kind="shared"), shared)
+    assert len(model.history["specific_loss_train"]) == 2
+
+
+def test_module_loss_and_sample_follow_the_scvi_api(tiny):
+    isk.IndiSeek.setup_mudata(tiny, modalities={"x1": "rna", "x2": "prot"}, x1_obsm_key="X_pca", x2_layer="clr")
+    model = isk.IndiSeek(tiny, n_hidden=8, n_layers=2)
+    module = model.module
+    tensors = {"x1": torch.randn(16, 15), "x2": torch.randn(16, 25)}
+    module.eval()
+    _, generative, loss = module(tensors)
+    assert generative["reconstruction1"].shape == (16, 15)
+    terms = module.specific_loss(tensors["x1"], tensors["x2"])
+    torch.testing.assert_close(loss.loss, terms["loss"])
+    torch.testing.assert_close(
+        terms["loss"], terms["club0"] + terms["club1"] + 5.0 * (terms["recon0"] + terms["recon1"])
+    )
+    rec1, rec2 = module.sample(tensors)
+    assert rec2.shape == (16, 25)
