@@ -62,7 +62,10 @@ class IndiSeek(BaseModelClass):
     n_layers
         Linear layers per encoder and decoder (the paper: 5-layer ReLU MLPs of width 50).
     n_estimator_layers
-        Linear layers of the CLUB estimator's mean and log-variance networks.
+        Linear layers of the CLUB estimator's mean and log-variance networks. The default of 2 (one hidden layer, as
+        in Cheng et al., 2020) matters: the estimator is refitted on the same training cells all along, and a
+        5-layer estimator memorises their ``c -> z`` pairs (on the simulated data its CLUB value ended at 82 on
+        training cells against -0.5 on validation cells), so the encoder spends its steps chasing noise.
     lam
         :math:`\lambda`, the weight of the reconstruction term (paper eq. 2).
     objective
@@ -92,7 +95,7 @@ class IndiSeek(BaseModelClass):
         n_specific: int = 50,
         n_hidden: int = 50,
         n_layers: int = 5,
-        n_estimator_layers: int = 5,
+        n_estimator_layers: int = 2,
         lam: float = 10.0,
         objective: Literal["indiseek", "indiseek_noswitch"] = "indiseek",
         standardize_specific: bool = True,

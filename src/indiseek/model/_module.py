@@ -57,7 +57,7 @@ class IndiSeekModule(BaseModuleClass):
     n_layers
         Number of linear layers of every encoder and decoder.
     n_estimator_layers
-        Number of linear layers of the CLUB mean and log-variance networks.
+        Number of linear layers of the CLUB mean and log-variance networks (see :class:`~indiseek.IndiSeek`).
     lam
         :math:`\lambda`, the weight of the reconstruction term.
     objective
@@ -77,7 +77,7 @@ class IndiSeekModule(BaseModuleClass):
         n_specific: int = 50,
         n_hidden: int = 50,
         n_layers: int = 5,
-        n_estimator_layers: int = 5,
+        n_estimator_layers: int = 2,
         lam: float = 10.0,
         objective: str = "indiseek",
         standardize_specific: bool = True,

@@ -43,6 +43,7 @@ def fit(
     n_specific: int = 50,
     n_hidden: int = 50,
     n_layers: int = 5,
+    n_estimator_layers: int = 2,
     max_epochs_shared: int | None = None,
     max_epochs_specific: int | None = None,
     train_indices: np.ndarray | None = None,
@@ -71,7 +72,7 @@ def fit(
         :math:`\lambda`, the reconstruction weight of eq. (2).
     objective
         Stage-2 objective (``"indiseek"``, ``"indiseek_noswitch"``).
-    n_shared, n_specific, n_hidden, n_layers
+    n_shared, n_specific, n_hidden, n_layers, n_estimator_layers
         Network sizes (see :class:`~indiseek.IndiSeek`).
     max_epochs_shared, max_epochs_specific
         Epoch caps of the two stages (``None``: the model's default).
@@ -138,6 +139,7 @@ def fit(
     )
     model = IndiSeek(
         mdata,
+        n_estimator_layers=n_estimator_layers,
         n_shared=n_shared,
         n_specific=n_specific,
         n_hidden=n_hidden,
@@ -160,6 +162,7 @@ def fit(
             "n_specific": n_specific,
             "n_hidden": n_hidden,
             "n_layers": n_layers,
+            "n_estimator_layers": n_estimator_layers,
             "seed": seed,
         },
         "n_train_cells": int(len(model.train_indices)),
