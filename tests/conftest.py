@@ -1,4 +1,5 @@
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -7,7 +8,8 @@ import pytest
 
 import indiseek as isk
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+#: Real CITE-seq files: ``../shared/data`` beside the repository (as in CI), or ``$INDISEEK_SHARED_DATA``.
+SHARED_DATA = Path(os.environ.get("INDISEEK_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
@@ -19,7 +21,10 @@ QUIET = {"enable_progress_bar": False}
 def shared_data(name: str) -> Path:
     path = SHARED_DATA / name
     if not path.exists():
-        pytest.fail(f"{path} is missing: the tests read the real CITE-seq files from ../shared/data.")
+        pytest.fail(
+            f"{path} is missing: the tests read the real CITE-seq files from ../shared/data beside the repository, "
+            "or from the folder named by $INDISEEK_SHARED_DATA."
+        )
     return path
 
 

@@ -51,6 +51,7 @@ def test_fit_with_explicit_inputs_and_training_subset():
         max_epochs_shared=1,
         max_epochs_specific=1,
         train_indices=np.arange(100),
+        batch_size=32,
         **QUIET,
     )
     assert "indiseek_prepare" not in mdata.uns  # explicit inputs: no preprocessing

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator
 from typing import Literal
 
@@ -22,6 +23,7 @@ from indiseek._constants import X1_KEY, X2_KEY
 from indiseek._validation import check_finite, check_mudata
 
 from ._data import InMemoryDataSplitter
+from ._interrupt import StopOnInterrupt
 from ._module import IndiSeekModule
 from ._trainingplan import IndiSeekTrainingPlan
 
@@ -103,6 +105,15 @@ class IndiSeek(BaseModelClass):
         super().__init__(mdata)
         if not (np.isfinite(lam) and lam > 0):
             raise ValueError(f"`lam` must be a positive finite number, got {lam}.")
+        for name, value in (
+            ("n_shared", n_shared),
+            ("n_specific", n_specific),
+            ("n_hidden", n_hidden),
+            ("n_layers", n_layers),
+            ("n_estimator_layers", n_estimator_layers),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
         n_inputs = [self.summary_stats[f"n_{key}"] for key in _KEYS]
         self.module = self._module_cls(
             *n_inputs,
@@ -336,8 +347,12 @@ class IndiSeek(BaseModelClass):
         seed = settings.seed if seed is None else seed
         if seed is not None:
             pl.seed_everything(seed, verbose=False)
-        if batch_size < 2:
-            raise ValueError(f"`batch_size` must be at least 2 (contrastive losses need pairs), got {batch_size}.")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 2:
+            raise ValueError(
+                f"`batch_size` must be an integer of at least 2 (contrastive losses need pairs), got {batch_size!r}."
+            )
+        if not (np.isfinite(lr) and lr > 0):
+            raise ValueError(f"`lr` must be a positive finite number, got {lr}.")
         if not 0 <= validation_size < 1:
             raise ValueError(f"`validation_size` must be in [0, 1), got {validation_size}.")
         x1, x2 = self._training_tensors()
@@ -348,18 +363,25 @@ class IndiSeek(BaseModelClass):
         cells = rng.permutation(cells)
         n_val = int(round(validation_size * len(cells)))
         n_train = len(cells) - n_val
-        if n_train < 2 * min(batch_size, 8) or (validation_size > 0 and n_val < 2):
+        if n_train < 16 or (validation_size > 0 and n_val < 2):
             raise ValueError(
                 f"Too few cells to train: {len(cells)} cells give {n_train} training and {n_val} validation cells. "
                 "IndiSeek needs at least 16 training cells and, with `validation_size > 0`, 2 validation cells; "
                 "use more cells or `validation_size=0`."
             )
+        if n_train < batch_size:
+            raise ValueError(
+                f"Too few training cells ({n_train}) for `batch_size={batch_size}`: every batch would be the whole "
+                f"training set. Pass a smaller `batch_size` (e.g. {max(2, n_train // 4)})."
+            )
         train_idx, val_idx = np.sort(cells[n_val:]), np.sort(cells[:n_val])
         early_stopping = early_stopping and n_val > 0
-        self.module.set_input_scale(x1[train_idx], x2[train_idx])
+        self.module.set_input_scale(x1[train_idx], x2[train_idx], self.modality_names)
 
         history: dict[str, pd.DataFrame] = {}
         epochs = {"shared": max_epochs_shared, "specific": max_epochs_specific}
+        interrupt = StopOnInterrupt()
+        user_callbacks = list(trainer_kwargs.pop("callbacks", None) or [])
         for stage in ("shared", "specific"):
             n_epochs = _default_epochs(n_train, batch_size, stage) if epochs[stage] is None else int(epochs[stage])
             if n_epochs == 0:
@@ -397,12 +419,24 @@ class IndiSeek(BaseModelClass):
                 early_stopping_patience=early_stopping_patience,
                 check_val_every_n_epoch=1 if n_val else None,
                 enable_progress_bar=enable_progress_bar,
+                callbacks=[*user_callbacks, interrupt],  # a new list per stage: scvi's Trainer appends to it
                 **{"log_every_n_steps": 1, **trainer_kwargs},
             )
-            runner()
+            with interrupt.catching():
+                runner()
             history.update(self.history_ or {})
             if stage not in self.trained_stages_:
                 self.trained_stages_.append(stage)
+            if interrupt.requested:
+                n_done = len(history.get(f"{stage}_loss_train", []))
+                warnings.warn(
+                    f"Training was interrupted in the {stage} stage after {n_done} epoch(s); the model keeps what was "
+                    "trained so far and later stages were skipped. Call `model.train()` again to continue (e.g. "
+                    "`model.train(0, None)` to train stage 2 only).",
+                    UserWarning,
+                    stacklevel=settings.warnings_stacklevel,
+                )
+                break
         self.history_ = history
         self.is_trained_ = "specific" in self.trained_stages_
         self.module.eval()

@@ -124,14 +124,14 @@ class IndiSeekModule(BaseModuleClass):
         yield from self.estimators.parameters()
 
     @torch.no_grad()
-    def set_input_scale(self, x1: torch.Tensor, x2: torch.Tensor) -> None:
-        r"""Record :math:`E\|X_i\|^2` over the training cells."""
+    def set_input_scale(self, x1: torch.Tensor, x2: torch.Tensor, names: tuple[str, str] = ("x1", "x2")) -> None:
+        r"""Record :math:`E\|X_i\|^2` over the training cells (``names`` are used in error messages)."""
         for i, x in enumerate((x1, x2)):
             scale = (x.double() ** 2).sum(dim=1).mean()
             if not torch.isfinite(scale) or scale <= 0:
                 raise ValueError(
-                    f"Modality {i + 1} has E||X||^2 = {float(scale)}: its values are all zero or not finite, so "
-                    "the reconstruction term cannot be scaled. Check the input representation."
+                    f"Modality {names[i]!r} has E||X||^2 = {float(scale)}: its values are all zero or not finite, "
+                    "so the reconstruction term cannot be scaled. Check the input representation."
                 )
             self.input_scale[i] = scale.to(self.input_scale.dtype)
 

@@ -78,6 +78,7 @@ class IndiSeekTrainingPlan(pl.LightningModule):
         self.best_validation_loss = float("inf")
         self._best_state: dict[str, torch.Tensor] | None = None
         self._validation_sums: list[float] = [0.0, 0]
+        self._step_start_state: dict[str, torch.Tensor] = {}
 
     @property
     def monitor(self) -> str:
@@ -119,16 +120,24 @@ class IndiSeekTrainingPlan(pl.LightningModule):
 
     def _check_finite(self, terms: dict[str, torch.Tensor]) -> None:
         bad = [k for k, v in terms.items() if not torch.isfinite(v)]
-        if bad:
+        if not bad:
+            return
+        if self.stage == "shared" and self._best_state is not None:
             self.restore_best()
-            raise NonFiniteLossError(
-                f"Stage {self.stage!r}: the loss term(s) {bad} became non-finite at epoch {self.current_epoch}. "
-                "The weights with the best validation loss so far were restored. Check the input for extreme "
-                "values, or lower the learning rate."
-            )
+            kept = "The weights of the best validation epoch were restored."
+        else:
+            self.module.load_state_dict(self._step_start_state)
+            kept = "The model was reset to its state before this step."
+        raise NonFiniteLossError(
+            f"Stage {self.stage!r}: the loss term(s) {bad} became non-finite at epoch {self.current_epoch}. {kept} "
+            "Check the input for extreme values, or lower the learning rate."
+        )
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         """One optimisation step of the current stage."""
+        # a copy of the (small) module state, so that a non-finite loss leaves the model exactly as it was before
+        # this step: estimator steps and batch-norm statistics change it before the encoder's loss is known
+        self._step_start_state = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
         optimizers = self.optimizers()
         if self.stage == "specific":
             main, estimator = optimizers
