@@ -189,6 +189,31 @@ def test_all_zero_modality_is_refused_and_constant_features_train():
     assert np.isfinite(mdata.obsm["X_indiseek"]).all()
 
 
+def test_new_data_with_other_features_or_pca_is_refused():
+    mdata = raw()
+    isk.pp.prepare(mdata, n_comps=10)
+    model = isk.tl.fit(mdata, **TINY_TRAIN)
+    renamed = raw(n_cells=60, seed=1)
+    renamed["prot"].var_names = [f"X{i}" for i in range(10)]
+    isk.pp.prepare(renamed, n_comps=10)
+    with pytest.raises(ValueError, match="'prot' has other features than the training data"):
+        model.get_latent_representation(renamed, modality="prot")
+    reordered = mdata.copy()
+    reordered.mod["prot"] = reordered["prot"][:, ::-1].copy()
+    with pytest.raises(ValueError, match="its features in another order"):
+        model.get_latent_representation(reordered, modality="prot")
+    separately = raw(n_cells=60, seed=1)
+    isk.pp.prepare(separately, n_comps=10)  # a PCA of its own: other components
+    with pytest.raises(ValueError, match="another PCA than the training data's"):
+        model.get_latent_representation(separately, modality="rna")
+    fewer = raw(n_cells=60, seed=1)
+    isk.pp.prepare(fewer, n_comps=5)
+    with pytest.raises(ValueError):
+        model.get_latent_representation(fewer, modality="rna")
+    same = mdata[:40].copy()  # the training data's own space: accepted
+    assert model.get_latent_representation(same, modality="rna").shape == (40, 50)
+
+
 # ------------------------------------------------------------------------------------------------ training failures
 def test_non_finite_loss_names_stage_and_term(monkeypatch):
     mdata = raw()

@@ -132,6 +132,7 @@ class IndiSeek(BaseModelClass):
             f"n_hidden={n_hidden}, n_layers={n_layers}, lam={lam}."
         )
         self.trained_stages_: list[str] = []
+        self.input_features_ = self._input_features(mdata)
         self.init_params_ = self._get_init_params(locals())
 
     # ------------------------------------------------------------------------------------------------- setup
@@ -234,6 +235,59 @@ class IndiSeek(BaseModelClass):
         """Names of the two modalities in ``mdata.mod``, in the order ``(x1, x2)``."""
         modalities = self.registry_["setup_args"]["modalities"]
         return modalities[X1_KEY], modalities[X2_KEY]
+
+    def _input_features(self, mdata: MuData) -> dict[str, dict]:
+        """What identifies each modality's input space.
+
+        Feature names; for ``.obsm`` inputs also a fingerprint of the PCA loadings that :func:`indiseek.pp.prepare`
+        (scanpy) stores in ``varm["PCs"]``.
+        """
+        setup = self.registry_["setup_args"]
+        out = {}
+        for key, name in zip(_KEYS, self.modality_names, strict=True):
+            mod = mdata.mod[name]
+            obsm_key = setup[f"{key}_obsm_key"]
+            if obsm_key is None:
+                out[name] = {"var_names": list(map(str, mod.var_names))}
+            else:
+                loadings = mod.varm["PCs"] if obsm_key == "X_pca" and "PCs" in mod.varm else None
+                out[name] = {
+                    "obsm_key": obsm_key,
+                    "var_names": list(map(str, mod.var_names)),
+                    "loadings": None if loadings is None else np.asarray(loadings[:, :3], dtype=np.float64).copy(),
+                }
+        return out
+
+    def _check_features(self, mdata: MuData, i: int) -> None:
+        """Refuse a MuData whose modality ``i`` is not in the training data's input space."""
+        name = self.modality_names[i]
+        if name not in mdata.mod:
+            raise KeyError(f"Modality {name!r} is not in the MuData; it has {list(mdata.mod)}.")
+        trained, mod = self.input_features_[name], mdata.mod[name]
+        names = list(map(str, mod.var_names))
+        if "obsm_key" not in trained:
+            if names != trained["var_names"]:
+                same_set = set(names) == set(trained["var_names"])
+                raise ValueError(
+                    f"Modality {name!r} has {'its features in another order than' if same_set else 'other features than'}"
+                    f" the training data ({len(names)} here, {len(trained['var_names'])} in training). Select them in "
+                    f"the training order: `mdata.mod[{name!r}] = mdata[{name!r}][:, model.input_features_[{name!r}]"
+                    '["var_names"]].copy()`, then `mdata.update()`.'
+                )
+            return
+        loadings = trained["loadings"]
+        if loadings is not None and trained["obsm_key"] == "X_pca" and "PCs" in mod.varm:
+            new = np.asarray(mod.varm["PCs"][:, : loadings.shape[1]], dtype=np.float64)
+            if (
+                names != trained["var_names"]
+                or new.shape != loadings.shape
+                or not np.allclose(new, loadings, atol=1e-5)
+            ):
+                raise ValueError(
+                    f"Modality {name!r}: `.obsm['X_pca']` of this MuData comes from another PCA than the training "
+                    "data's, so its components mean something else. Prepare the new cells together with the training "
+                    "cells (one `indiseek.pp.prepare` call) and train on a subset with `train_indices=`."
+                )
 
     def _modality_index(self, modality: str | int) -> int:
         names = self.modality_names
@@ -502,6 +556,8 @@ class IndiSeek(BaseModelClass):
         if missing:
             raise RuntimeError(f"The {missing[0]} stage has not been trained yet: call `model.train()` first.")
         i = self._modality_index(modality)
+        if adata is not None and adata is not self.adata:
+            self._check_features(adata, i)
         x = self._matrix(adata, _KEYS[i])
         check_finite(x, f"The input of modality {self.modality_names[i]!r}")
         if indices is not None:
