@@ -1,5 +1,7 @@
-"""Tools: training and applying IndiSeek."""
+"""Tools: training and applying IndiSeek, and scoring its representations."""
 
+from ._agreement import cluster_agreement, rank_agreement
 from ._fit import fit, write_representations
+from ._theta import theta_score
 
-__all__ = ["fit", "write_representations"]
+__all__ = ["cluster_agreement", "fit", "rank_agreement", "theta_score", "write_representations"]
