@@ -60,7 +60,7 @@ def test_theta_errors_and_singletons():
         isk.tl.theta_score(mdata, "gappy", use_rep=keys, n_neighbors=2)
     with pytest.raises(KeyError, match="`groupby='celltype'` is not a column"):
         isk.tl.theta_score(mdata, "celltype", use_rep=keys)
-    with pytest.raises(KeyError, match="run `indiseek.tl.fit"):
+    with pytest.raises(KeyError, match="write_representations"):
         isk.tl.theta_score(mdata, "type")
 
 
@@ -108,7 +108,6 @@ def test_theta_sign_follows_the_modality_that_splits_each_type(trained):
     model, mdata, _, held_out = trained
     cells = mdata[held_out].copy()
     isk.tl.write_representations(model, cells)
-    cells.uns["indiseek"] = {"modalities": ["rna", "prot"]}
     isk.tl.theta_score(cells, "cell_type")
     cells.obs["lineage_by"] = cells.obs["distinguished_by"].astype(str)
     by = cells.obs.groupby("lineage_by")["indiseek_theta"].mean()

@@ -5,6 +5,7 @@ import warnings
 import anndata as ad
 import mudata as md
 import numpy as np
+import pytest
 import scipy.sparse as sp
 from _snapshot import changes, snapshot
 from conftest import QUIET
@@ -86,3 +87,38 @@ def test_fit_tiny_any_shape_format_dtype(n, genes, proteins, fmt, dtype, seed):
     assert mdata.obsm["X_indiseek"].shape == (n, 10)
     assert np.isfinite(mdata.obsm["X_indiseek"]).all()
     assert model.module.input_scale.dtype.is_floating_point
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(4, 60),
+    dim=st.integers(1, 6),
+    n_labels=st.integers(1, 5),
+    k=st.integers(1, 8),
+    dtype=st.sampled_from((np.float32, np.float64)),
+    seed=st.integers(0, 2**16),
+)
+def test_theta_any_shape(n, dim, n_labels, k, dtype, seed):
+    rng = np.random.default_rng(seed)
+    labels = np.array([f"t{i % n_labels}" for i in range(n)])
+    mdata = _mudata(n, 2, 2, "dense", np.float32, seed)
+    mdata.obs["label"] = labels
+    first, second = rng.normal(size=(n, dim)).astype(dtype), rng.normal(size=(n, dim)).astype(dtype)
+    mdata.obsm["X_indiseek_specific_rna"], mdata.obsm["X_indiseek_specific_prot"] = first, second
+    keys = ("X_indiseek_specific_rna", "X_indiseek_specific_prot")
+    if k >= n:
+        with pytest.raises(ValueError, match="Too few cells"):
+            isk.tl.theta_score(mdata, "label", n_neighbors=k, use_rep=keys)
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # single-cell labels
+        isk.tl.theta_score(mdata, "label", n_neighbors=k, use_rep=keys)
+        isk.tl.theta_score(mdata, "label", n_neighbors=k, use_rep=keys[::-1], key_added="swapped")
+    theta = mdata.obs["indiseek_theta"].to_numpy()
+    for beta in (mdata.obs["indiseek_theta_beta_rna"], mdata.obs["indiseek_theta_beta_prot"]):
+        values = beta.dropna().to_numpy()
+        assert ((values >= 0) & (values <= 1)).all()
+    finite = ~np.isnan(theta)
+    assert np.isfinite(theta[finite]).all()
+    np.testing.assert_allclose(mdata.obs["swapped"].to_numpy()[finite], -theta[finite])
+    assert mdata.uns["indiseek_theta"]["n_cells"].sum() == finite.sum()

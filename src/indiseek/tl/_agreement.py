@@ -11,9 +11,9 @@ from scipy.stats import spearmanr
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from indiseek._constants import JOINT_KEY, UNS_KEY, shared_key, specific_key
+from indiseek._constants import JOINT_KEY, shared_key, specific_key
 
-from ._labels import labels_of
+from ._labels import fitted_modalities, labels_of
 
 
 def rank_agreement(
@@ -150,9 +150,7 @@ def cluster_agreement(
     """
     labels = labels_of(mdata, groupby).to_numpy()
     if use_rep is None:
-        if UNS_KEY not in mdata.uns:
-            raise KeyError("No IndiSeek representations found: run `indiseek.tl.fit(mdata)` first, or pass `use_rep`.")
-        names = np.asarray(mdata.uns[UNS_KEY]["modalities"]).astype(str)
+        names = fitted_modalities(mdata)
         use_rep = [shared_key(m) for m in names] + [specific_key(m) for m in names] + [JOINT_KEY]
     missing = [k for k in use_rep if k not in mdata.obsm]
     if missing:

@@ -25,15 +25,30 @@ def labels_of(mdata: MuData, groupby: str) -> pd.Series:
     return labels.astype(str)
 
 
+def fitted_modalities(mdata: MuData) -> tuple[str, ...]:
+    """Modalities with IndiSeek representations.
+
+    From ``uns["indiseek"]`` (:func:`indiseek.tl.fit`), else those with ``.obsm`` keys written by
+    :func:`indiseek.tl.write_representations`, in the MuData's modality order.
+    """
+    if UNS_KEY in mdata.uns:
+        return tuple(np.asarray(mdata.uns[UNS_KEY]["modalities"]).astype(str))
+    names = tuple(m for m in mdata.mod if specific_key(m) in mdata.obsm)
+    if len(names) != 2:
+        raise KeyError(
+            "No IndiSeek representations found: run `indiseek.tl.fit(mdata)` or "
+            "`indiseek.tl.write_representations(model, mdata)` first, or pass `use_rep`."
+        )
+    return names
+
+
 def specific_keys(mdata: MuData, use_rep: tuple[str, str] | None) -> tuple[tuple[str, str], tuple[str, str]]:
-    """((modality names), (obsm keys)) of the two specific representations written by :func:`indiseek.tl.fit`."""
+    """((modality names), (obsm keys)) of the two specific representations."""
     if use_rep is not None:
         keys = tuple(use_rep)
         names = tuple(k.removeprefix("X_indiseek_specific_") for k in keys)
     else:
-        if UNS_KEY not in mdata.uns:
-            raise KeyError("No IndiSeek representations found: run `indiseek.tl.fit(mdata)` first, or pass `use_rep`.")
-        names = tuple(np.asarray(mdata.uns[UNS_KEY]["modalities"]).astype(str))
+        names = fitted_modalities(mdata)
         keys = tuple(specific_key(m) for m in names)
     for key in keys:
         if key not in mdata.obsm:
