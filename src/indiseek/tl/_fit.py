@@ -137,16 +137,16 @@ def fit(
         x2_layer=l2,
         x2_obsm_key=o2,
     )
-    model = IndiSeek(
-        mdata,
-        n_estimator_layers=n_estimator_layers,
-        n_shared=n_shared,
-        n_specific=n_specific,
-        n_hidden=n_hidden,
-        n_layers=n_layers,
-        lam=lam,
-        objective=objective,
-    )
+    params = {
+        "lam": lam,
+        "objective": objective,
+        "n_shared": n_shared,
+        "n_specific": n_specific,
+        "n_hidden": n_hidden,
+        "n_layers": n_layers,
+        "n_estimator_layers": n_estimator_layers,
+    }
+    model = IndiSeek(mdata, **params)
     model.train(max_epochs_shared, max_epochs_specific, train_indices=train_indices, seed=seed, **train_kwargs)
     write_representations(model, mdata)
     mdata.uns[UNS_KEY] = {
@@ -155,16 +155,7 @@ def fit(
             m: ("obsm/" + o if o else "layers/" + l if l else "X")
             for m, l, o in zip(modalities, (l1, l2), (o1, o2), strict=True)
         },
-        "params": {
-            "lam": lam,
-            "objective": objective,
-            "n_shared": n_shared,
-            "n_specific": n_specific,
-            "n_hidden": n_hidden,
-            "n_layers": n_layers,
-            "n_estimator_layers": n_estimator_layers,
-            "seed": seed,
-        },
+        "params": {**params, "seed": seed},
         "n_train_cells": int(len(model.train_indices)),
     }
     return model
