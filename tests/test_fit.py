@@ -12,17 +12,10 @@ def test_fit_writes_documented_keys(tiny):
     obsm = tiny.obsm
     assert obsm["X_indiseek_shared_rna"].shape == (240, 6) and obsm["X_indiseek_specific_prot"].shape == (240, 4)
     expected = np.hstack(
-        [
-            obsm[k]
-            for k in (
-                "X_indiseek_shared_rna",
-                "X_indiseek_shared_prot",
-                "X_indiseek_specific_rna",
-                "X_indiseek_specific_prot",
-            )
-        ]
+        [obsm["X_indiseek_shared_rna"], obsm["X_indiseek_shared_prot"]]
+        + [obsm[f"X_indiseek_specific_{m}"] / 2.0 for m in ("rna", "prot")]  # n_specific = 4: weight 1/2
     )
-    np.testing.assert_array_equal(obsm["X_indiseek"], expected)
+    np.testing.assert_allclose(obsm["X_indiseek"], expected, rtol=1e-6)
     np.testing.assert_array_equal(
         obsm["X_indiseek_specific_rna"], model.get_latent_representation(modality="rna", kind="specific")
     )

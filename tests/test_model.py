@@ -46,6 +46,14 @@ def test_stage2_disentangles_on_held_out_cells(trained):
     assert r2["prot"]["rna"] < 0.05
 
 
+def test_joint_representation_weights_blocks_equally(trained):
+    _, mdata, _, _ = trained
+    blocks = np.split(mdata.obsm["X_indiseek"], 4, axis=1)
+    norms = [float(np.mean(np.sum(b**2, axis=1))) for b in blocks]
+    print("mean squared norm per block of X_indiseek:", np.round(norms, 3))
+    np.testing.assert_allclose(norms, 1.0, rtol=0.25)
+
+
 def test_history_has_both_stages_and_loss_terms(trained):
     model = trained[0]
     history = model.history

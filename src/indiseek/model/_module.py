@@ -87,6 +87,7 @@ class IndiSeekModule(BaseModuleClass):
             raise ValueError(f"Unknown objective {objective!r}; choose one of {OBJECTIVES}.")
         self.objective = objective
         self.lam = float(lam)
+        self.n_shared, self.n_specific = n_shared, n_specific
         n_inputs = (n_input1, n_input2)
         self.shared_encoders = nn.ModuleList([MLP(n, n_shared, n_hidden=n_hidden, n_layers=n_layers) for n in n_inputs])
         self.logit_scale = nn.Parameter(torch.tensor(_INIT_LOGIT_SCALE))

@@ -90,7 +90,10 @@ def fit(
     The trained model. Written to ``mdata`` (or its copy):
 
     * ``obsm["X_indiseek_shared_<mod>"]``, ``obsm["X_indiseek_specific_<mod>"]`` for both modalities;
-    * ``obsm["X_indiseek"]``: the concatenation (shared x1, shared x2, specific x1, specific x2);
+    * ``obsm["X_indiseek"]``: the concatenation (shared x1, shared x2, specific x1, specific x2) with equal weight per
+      block: the shared blocks are unit vectors and the specific blocks are divided by ``sqrt(n_specific)``, so each
+      block has an expected squared norm of 1 and none dominates distances (unweighted, the four standardised
+      specific coordinates per dimension would outweigh the shared ones about 100-fold);
     * ``uns["indiseek"]``: the modalities, inputs and parameters;
     * the keys of :func:`indiseek.pp.prepare` when it runs, and scvi-tools' registration keys in ``.uns``.
 
@@ -175,7 +178,7 @@ def write_representations(model: IndiSeek, mdata: MuData | None = None) -> None:
     Returns
     -------
     ``None``; writes ``obsm["X_indiseek_shared_<mod>"]``, ``obsm["X_indiseek_specific_<mod>"]`` and
-    ``obsm["X_indiseek"]``.
+    ``obsm["X_indiseek"]`` (the four blocks with equal weight, as :func:`fit` describes).
 
     Examples
     --------
@@ -194,4 +197,6 @@ def write_representations(model: IndiSeek, mdata: MuData | None = None) -> None:
             parts[key_of(m)] = model.get_latent_representation(mdata, modality=m, kind=kind)
     for key, value in parts.items():
         mdata.obsm[key] = value
-    mdata.obsm[JOINT_KEY] = np.concatenate(list(parts.values()), axis=1)
+    # equal weight per block: shared features have norm 1; standardised specific ones have E||z||^2 = n_specific
+    weights = [1.0, 1.0, model.module.n_specific**-0.5, model.module.n_specific**-0.5]
+    mdata.obsm[JOINT_KEY] = np.concatenate([w * v for w, v in zip(weights, parts.values(), strict=True)], axis=1)
