@@ -6,8 +6,20 @@ from __future__ import annotations
 X1_KEY = "x1"
 X2_KEY = "x2"
 
-#: Stage-2 objectives available through ``objective=``.
-OBJECTIVES = ("indiseek", "indiseek_noswitch")
+#: Objectives available through ``objective=``: the stage-2 loss (``"clip"``: no stage 2, the CLIP-only baseline).
+OBJECTIVES = ("indiseek", "indiseek_noswitch", "factorcl", "infodisen", "clip")
+
+#: Stage-2 terms of each objective: (dependence term, whose shared features it uses, completeness term, whose
+#: shared features complete Z_i). "own" is C_i, "other" is C_{3-i}.
+OBJECTIVE_TERMS = {
+    "indiseek": ("club", "other", "recon", "own"),
+    "indiseek_noswitch": ("club", "own", "recon", "own"),
+    "factorcl": ("club", "own", "nce", "own"),
+    "infodisen": ("orthogonality", "own", "nce", "other"),
+}
+
+#: CLUB estimators available through ``estimator=``.
+ESTIMATORS = ("mlp", "moments")
 
 #: Training stages, in order.
 STAGES = ("shared", "specific")

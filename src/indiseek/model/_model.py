@@ -71,7 +71,15 @@ class IndiSeek(BaseModelClass):
     lam
         :math:`\lambda`, the weight of the reconstruction term (paper eq. 2).
     objective
-        ``"indiseek"`` or ``"indiseek_noswitch"`` (CLUB against the modality's own shared features).
+        Stage-2 objective, with everything else equal: ``"indiseek"`` (eq. 2), ``"indiseek_noswitch"`` (CLUB against
+        the modality's own shared features, the paper's IndiSeek0), ``"factorcl"``, ``"infodisen"``, or ``"clip"``
+        (the CLIP-only baseline: stage 1 only, no specific representations). See
+        :class:`~indiseek.model.IndiSeekModule` for their terms.
+    estimator
+        CLUB estimator: ``"mlp"`` (mean and log-variance networks) or ``"moments"`` (linear-Gaussian, refitted in
+        closed form before every encoder step).
+    temperature
+        Temperature of the InfoNCE completeness term of ``"factorcl"`` and ``"infodisen"``.
     standardize_specific
         Batch-normalise the specific representations (guards the CLUB min-max against scale inflation).
 
@@ -99,7 +107,9 @@ class IndiSeek(BaseModelClass):
         n_layers: int = 5,
         n_estimator_layers: int = 2,
         lam: float = 10.0,
-        objective: Literal["indiseek", "indiseek_noswitch"] = "indiseek",
+        objective: Literal["indiseek", "indiseek_noswitch", "factorcl", "infodisen", "clip"] = "indiseek",
+        estimator: Literal["mlp", "moments"] = "mlp",
+        temperature: float = 0.07,
         standardize_specific: bool = True,
     ):
         super().__init__(mdata)
@@ -124,6 +134,8 @@ class IndiSeek(BaseModelClass):
             n_estimator_layers=n_estimator_layers,
             lam=lam,
             objective=objective,
+            estimator=estimator,
+            temperature=temperature,
             standardize_specific=standardize_specific,
         )
         self._model_summary_string = (
@@ -436,7 +448,8 @@ class IndiSeek(BaseModelClass):
         epochs = {"shared": max_epochs_shared, "specific": max_epochs_specific}
         interrupt = StopOnInterrupt()
         user_callbacks = list(trainer_kwargs.pop("callbacks", None) or [])
-        for stage in ("shared", "specific"):
+        stages = ("shared", "specific") if self.module.has_specific else ("shared",)
+        for stage in stages:
             n_epochs = _default_epochs(n_train, batch_size, stage) if epochs[stage] is None else int(epochs[stage])
             if n_epochs == 0:
                 continue
@@ -448,7 +461,7 @@ class IndiSeek(BaseModelClass):
                 train_idx,
                 val_idx,
                 batch_size=batch_size,
-                n_estimator_batches=n_estimator_steps if stage == "specific" else 0,
+                n_estimator_batches=n_estimator_steps if stage == "specific" and len(self.module.estimators) else 0,
                 seed=seed or 0,
             )
             plan = self._training_plan_cls(
@@ -492,7 +505,7 @@ class IndiSeek(BaseModelClass):
                 )
                 break
         self.history_ = history
-        self.is_trained_ = "specific" in self.trained_stages_
+        self.is_trained_ = stages[-1] in self.trained_stages_
         self.module.eval()
 
     # ------------------------------------------------------------------------------------------------- inference
@@ -551,6 +564,10 @@ class IndiSeek(BaseModelClass):
         """
         if kind not in ("shared", "specific"):
             raise ValueError(f'`kind` must be "shared" or "specific", got {kind!r}.')
+        if kind == "specific" and not self.module.has_specific:
+            raise ValueError(
+                'The CLIP-only baseline (objective="clip") learns no specific representations; use kind="shared".'
+            )
         needed = ["shared"] if kind == "shared" else ["shared", "specific"]
         missing = [s for s in needed if s not in self.trained_stages_]
         if missing:

@@ -8,8 +8,8 @@ import torch
 from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 from torch import nn
 
-from indiseek._constants import OBJECTIVES, X1_KEY, X2_KEY
-from indiseek.nn import MLP, GaussianCLUB, symmetric_info_nce
+from indiseek._constants import ESTIMATORS, OBJECTIVE_TERMS, OBJECTIVES, X1_KEY, X2_KEY
+from indiseek.nn import MLP, ContrastiveCritic, GaussianCLUB, MomentsCLUB, orthogonality, symmetric_info_nce
 
 #: CLIP's initial inverse temperature (1 / 0.07) and the cap on it (100), as in Radford et al. (2021).
 _INIT_LOGIT_SCALE = float(torch.log(torch.tensor(1 / 0.07)))
@@ -61,8 +61,23 @@ class IndiSeekModule(BaseModuleClass):
     lam
         :math:`\lambda`, the weight of the reconstruction term.
     objective
-        ``"indiseek"`` (CLUB against the other modality's shared features) or ``"indiseek_noswitch"`` (against the
-        same modality's, the paper's IndiSeek0 ablation).
+        The stage-2 loss of each modality, :math:`D_i + \frac{\lambda}{2} K_i` with a dependence term :math:`D_i`
+        and a completeness term :math:`K_i`, everything else (networks, optimiser, schedule) equal:
+
+        * ``"indiseek"``: :math:`D_i = \mathrm{CLUB}(Z_i; C_{3-i})`, :math:`K_i` = the scaled reconstruction error
+          of :math:`X_i` from :math:`(Z_i, C_i)` (eq. 2);
+        * ``"indiseek_noswitch"``: the same with :math:`\mathrm{CLUB}(Z_i; C_i)` (the paper's IndiSeek0);
+        * ``"factorcl"``: :math:`D_i = \mathrm{CLUB}(Z_i; C_i)`, :math:`K_i` = InfoNCE between :math:`(C_i, Z_i)`
+          and :math:`X_i` (task-agnostic FactorizedCL, with the same CLUB estimator as IndiSeek);
+        * ``"infodisen"``: :math:`D_i` = the orthogonality of :math:`Z_i` and :math:`C_i`
+          (:func:`~indiseek.nn.orthogonality`), :math:`K_i` = InfoNCE between :math:`(C_{3-i}, Z_i)` and
+          :math:`X_i`;
+        * ``"clip"``: no specific representations (the CLIP-only baseline); only stage 1 trains.
+    estimator
+        The CLUB estimator: ``"mlp"`` (mean and log-variance networks fitted by gradient steps, Cheng et al. 2020)
+        or ``"moments"`` (a linear-Gaussian :math:`q` refitted in closed form, :class:`~indiseek.nn.MomentsCLUB`).
+    temperature
+        Temperature of the InfoNCE completeness term (``"factorcl"``, ``"infodisen"``).
     standardize_specific
         Batch-normalise :math:`Z_i` (no affine parameters), so that the encoder cannot inflate the scale of
         :math:`Z_i` to outrun the estimator; :math:`g_i` undoes any scale it needs.
@@ -80,31 +95,54 @@ class IndiSeekModule(BaseModuleClass):
         n_estimator_layers: int = 2,
         lam: float = 10.0,
         objective: str = "indiseek",
+        estimator: str = "mlp",
+        temperature: float = 0.07,
         standardize_specific: bool = True,
     ):
         super().__init__()
         if objective not in OBJECTIVES:
             raise ValueError(f"Unknown objective {objective!r}; choose one of {OBJECTIVES}.")
+        if estimator not in ESTIMATORS:
+            raise ValueError(f"Unknown estimator {estimator!r}; choose one of {ESTIMATORS}.")
         self.objective = objective
+        self.estimator_kind = estimator
+        self.terms = OBJECTIVE_TERMS.get(objective)
         self.lam = float(lam)
         self.n_shared, self.n_specific = n_shared, n_specific
         n_inputs = (n_input1, n_input2)
         self.shared_encoders = nn.ModuleList([MLP(n, n_shared, n_hidden=n_hidden, n_layers=n_layers) for n in n_inputs])
         self.logit_scale = nn.Parameter(torch.tensor(_INIT_LOGIT_SCALE))
+        n_stage2 = n_inputs if self.terms is not None else ()  # the CLIP-only baseline has no stage-2 networks
         self.specific_encoders = nn.ModuleList(
             [
                 nn.Sequential(
                     MLP(n, n_specific, n_hidden=n_hidden, n_layers=n_layers),
                     _standardizer(n_specific) if standardize_specific else nn.Identity(),
                 )
-                for n in n_inputs
+                for n in n_stage2
             ]
         )
+        completeness = self.terms[2] if self.terms else None
         self.decoders = nn.ModuleList(
-            [MLP(n_specific + n_shared, n, n_hidden=n_hidden, n_layers=n_layers) for n in n_inputs]
+            [MLP(n_specific + n_shared, n, n_hidden=n_hidden, n_layers=n_layers) for n in n_stage2]
+            if completeness == "recon"
+            else []
         )
+        self.critics = nn.ModuleList(
+            [ContrastiveCritic(n_specific + n_shared, n, n_hidden=n_hidden, temperature=temperature) for n in n_stage2]
+            if completeness == "nce"
+            else []
+        )
+        dependence = self.terms[0] if self.terms else None
         self.estimators = nn.ModuleList(
-            [GaussianCLUB(n_shared, n_specific, n_hidden=n_hidden, n_layers=n_estimator_layers) for _ in n_inputs]
+            [
+                GaussianCLUB(n_shared, n_specific, n_hidden=n_hidden, n_layers=n_estimator_layers)
+                if estimator == "mlp"
+                else MomentsCLUB(n_shared, n_specific)
+                for _ in n_stage2
+            ]
+            if dependence == "club"
+            else []
         )
         self.n_inputs = n_inputs
         self.register_buffer("input_scale", torch.tensor([float(n) for n in n_inputs]))
@@ -119,6 +157,17 @@ class IndiSeekModule(BaseModuleClass):
         """Encoder and decoder parameters trained in stage 2."""
         yield from self.specific_encoders.parameters()
         yield from self.decoders.parameters()
+        yield from self.critics.parameters()
+
+    @property
+    def has_specific(self) -> bool:
+        """Whether the objective learns specific representations (all but the CLIP-only baseline)."""
+        return self.terms is not None
+
+    @property
+    def trains_estimator(self) -> bool:
+        """Whether stage 2 alternates with gradient steps of CLUB estimators (``estimator="mlp"``)."""
+        return len(self.estimators) > 0 and self.estimator_kind == "mlp"
 
     def estimator_parameters(self) -> Iterator[nn.Parameter]:
         """CLUB estimator parameters, fitted by maximum likelihood in stage 2."""
@@ -153,10 +202,6 @@ class IndiSeekModule(BaseModuleClass):
         """Decoder :math:`g_i(Z_i, C_i)`, in the input's original units."""
         return self.decoders[i](torch.cat([z, c], dim=1)) * torch.sqrt(self.input_scale[i] / self.n_inputs[i])
 
-    def _club_condition(self, c: tuple[torch.Tensor, torch.Tensor], i: int) -> torch.Tensor:
-        """Shared features that ``Z_i`` must be independent of: the other modality's, or its own (no switch)."""
-        return c[1 - i] if self.objective == "indiseek" else c[i]
-
     # ----------------------------------------------------------------------------------------- losses
     def shared_loss(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
         """Stage-1 symmetric InfoNCE loss."""
@@ -170,36 +215,114 @@ class IndiSeekModule(BaseModuleClass):
         with torch.no_grad():
             return self.shared(x1, 0), self.shared(x2, 1)
 
+    @staticmethod
+    def _pick(c_own: torch.Tensor, c_other: torch.Tensor, whose: str) -> torch.Tensor:
+        return c_other if whose == "other" else c_own
+
+    def term_names(self, i: int) -> tuple[str, str]:
+        """Names of modality ``i``'s dependence and completeness terms (e.g. ``("club0", "recon0")``)."""
+        return f"{self.terms[0]}{i}", f"{self.terms[2]}{i}"
+
+    def specific_terms(
+        self, x: torch.Tensor, i: int, c_own: torch.Tensor, c_other: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""Dependence and completeness terms of modality ``i``'s stage-2 loss on a batch.
+
+        ``c_own`` is :math:`C_i` and ``c_other`` :math:`C_{3-i}` for the batch (in the oracle study both are the
+        given shared features). ``recon`` is the squared reconstruction error divided by :math:`E\|X_i\|^2`
+        (computed on the scaled input, see the class docstring); ``nce`` is the InfoNCE loss of the critic.
+        """
+        dependence, dep_whose, completeness, comp_whose = self.terms
+        z = self.specific(x, i)
+        x_scaled = self.scaled(x, i)
+        c_dep = self._pick(c_own, c_other, dep_whose)
+        dep = self.estimators[i](c_dep, z) if dependence == "club" else orthogonality(z, c_dep)
+        rep = torch.cat([z, self._pick(c_own, c_other, comp_whose)], dim=1)
+        if completeness == "recon":
+            comp = ((self.decoders[i](rep) - x_scaled) ** 2).mean()
+        else:
+            comp = self.critics[i](rep, x_scaled)
+        return dep, comp
+
     def specific_loss(
         self, x1: torch.Tensor, x2: torch.Tensor, c1: torch.Tensor | None = None, c2: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
-        r"""Stage-2 loss terms per modality (``club{i}``, ``recon{i}``) and their total (``loss``).
+        """Stage-2 loss terms per modality (see :meth:`term_names`) and their total (``loss``).
 
-        ``recon{i}`` is the squared reconstruction error divided by :math:`E\|X_i\|^2` (computed on the scaled
-        input, see the class docstring), so that the total is ``sum_i club{i} + lam / 2 * recon{i}``. The shared
-        features ``c1``, ``c2`` are computed from ``x1``, ``x2`` unless given (they are fixed in stage 2).
+        The total is ``sum_i dependence_i + lam / 2 * completeness_i``. The shared features ``c1``, ``c2`` are
+        computed from ``x1``, ``x2`` unless given (they are fixed in stage 2).
         """
-        xs = (x1, x2)
+        if not self.has_specific:
+            raise RuntimeError("The CLIP-only objective has no stage 2.")
         c = self._shared_pair(x1, x2, c1, c2)
         out: dict[str, torch.Tensor] = {}
         total = x1.new_zeros(())
-        for i, x in enumerate(xs):
-            z = self.specific(x, i)
-            club = self.estimators[i](self._club_condition(c, i), z)
-            recon = ((self.decoders[i](torch.cat([z, c[i]], dim=1)) - self.scaled(x, i)) ** 2).mean()
-            out[f"club{i}"], out[f"recon{i}"] = club, recon
-            total = total + club + 0.5 * self.lam * recon
+        for i, x in enumerate((x1, x2)):
+            dep, comp = self.specific_terms(x, i, c[i], c[1 - i])
+            names = self.term_names(i)
+            out[names[0]], out[names[1]] = dep, comp
+            total = total + dep + 0.5 * self.lam * comp
         out["loss"] = total
         return out
 
+    def _estimator_pairs(self, xs, cs, modalities) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+        """``(i, condition, z)`` of each modality's CLUB estimator, with ``z`` from the current encoder (no grad)."""
+        for i in modalities:
+            with torch.no_grad():
+                z = self.specific(xs[i], i)
+            yield i, self._pick(cs[i], cs[1 - i], self.terms[1]), z
+
     def estimator_loss(
-        self, x1: torch.Tensor, x2: torch.Tensor, c1: torch.Tensor | None = None, c2: torch.Tensor | None = None
+        self,
+        x1: torch.Tensor,
+        x2: torch.Tensor,
+        c1: torch.Tensor | None = None,
+        c2: torch.Tensor | None = None,
+        modalities: tuple[int, ...] = (0, 1),
     ) -> torch.Tensor:
         """Negative log-likelihood of the CLUB estimators on a batch, with the encoders held fixed."""
         c = self._shared_pair(x1, x2, c1, c2)
-        with torch.no_grad():
-            z = (self.specific(x1, 0), self.specific(x2, 1))
-        return sum(self.estimators[i].learning_loss(self._club_condition(c, i), z[i]) for i in range(2))
+        pairs = self._estimator_pairs((x1, x2), c, modalities)
+        return sum(self.estimators[i].learning_loss(cond, z) for i, cond, z in pairs)
+
+    @torch.no_grad()
+    def refit_estimators(
+        self,
+        x1: torch.Tensor,
+        x2: torch.Tensor,
+        c1: torch.Tensor | None = None,
+        c2: torch.Tensor | None = None,
+        modalities: tuple[int, ...] = (0, 1),
+    ) -> None:
+        """Refit closed-form (``"moments"``) CLUB estimators on the given cells."""
+        c = self._shared_pair(x1, x2, c1, c2)
+        for i, cond, z in self._estimator_pairs((x1, x2), c, modalities):
+            self.estimators[i].fit(cond, z)
+
+    def update_estimators(
+        self,
+        batches: list[dict[str, torch.Tensor]],
+        optimizer: torch.optim.Optimizer | None,
+        backward=torch.Tensor.backward,
+        modalities: tuple[int, ...] = (0, 1),
+    ) -> torch.Tensor | None:
+        """Fit the CLUB estimators before an encoder step: one gradient step per batch, or one closed-form refit.
+
+        ``batches`` hold ``x1``, ``x2``, ``c1``, ``c2`` (fresh random cells). Returns the last negative
+        log-likelihood of gradient-trained estimators, else ``None``. ``backward`` lets a Lightning plan pass its
+        ``manual_backward``.
+        """
+        if not len(self.estimators):
+            return None
+        if not self.trains_estimator:
+            self.refit_estimators(*(torch.cat([b[k] for b in batches]) for k in ("x1", "x2", "c1", "c2")), modalities)
+            return None
+        for b in batches:
+            nll = self.estimator_loss(b["x1"], b["x2"], b["c1"], b["c2"], modalities)
+            optimizer.zero_grad()
+            backward(nll)
+            optimizer.step()
+        return nll.detach()
 
     # ----------------------------------------------------------------------------------------- scvi-tools API
     def _get_inference_input(self, tensors: dict[str, torch.Tensor], **kwargs) -> dict[str, torch.Tensor]:
@@ -207,32 +330,39 @@ class IndiSeekModule(BaseModuleClass):
 
     @auto_move_data
     def inference(self, x1: torch.Tensor, x2: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Shared and specific representations of both modalities."""
-        return {
-            "shared1": self.shared(x1, 0),
-            "shared2": self.shared(x2, 1),
-            "specific1": self.specific(x1, 0),
-            "specific2": self.specific(x2, 1),
-        }
+        """Shared representations of both modalities, and their specific ones where the objective has them."""
+        out = {"shared1": self.shared(x1, 0), "shared2": self.shared(x2, 1)}
+        if self.has_specific:
+            out.update(specific1=self.specific(x1, 0), specific2=self.specific(x2, 1))
+        return out
 
     def _get_generative_input(self, tensors, inference_outputs, **kwargs) -> dict[str, torch.Tensor]:
-        return {k: inference_outputs[k] for k in ("shared1", "shared2", "specific1", "specific2")}
+        return {k: inference_outputs.get(k) for k in ("shared1", "shared2", "specific1", "specific2")}
 
     @auto_move_data
-    def generative(self, shared1, shared2, specific1, specific2) -> dict[str, torch.Tensor]:
-        """Reconstructions :math:`g_i(Z_i, C_i)` of both modalities."""
+    def generative(self, shared1, shared2, specific1=None, specific2=None) -> dict[str, torch.Tensor]:
+        """Reconstructions :math:`g_i(Z_i, C_i)` of both modalities (empty for objectives without decoders)."""
+        if not len(self.decoders):
+            return {}
         return {
             "reconstruction1": self.reconstruct(specific1, shared1, 0),
             "reconstruction2": self.reconstruct(specific2, shared2, 1),
         }
 
     def loss(self, tensors, inference_outputs, generative_outputs, **kwargs) -> LossOutput:
-        """Stage-2 objective of a batch, as an scvi-tools :class:`~scvi.module.base.LossOutput`."""
+        """Stage-2 objective of a batch, as an scvi-tools :class:`~scvi.module.base.LossOutput`.
+
+        The completeness terms are reported as reconstruction losses and the dependence terms as extra metrics.
+        """
         terms = self.specific_loss(tensors[X1_KEY], tensors[X2_KEY])
-        recon = {f"reconstruction{i + 1}": terms[f"recon{i}"] for i in range(2)}
-        extra = {f"club{i + 1}": terms[f"club{i}"] for i in range(2)}
+        names = [self.term_names(i) for i in range(2)]
+        completeness = {f"{names[i][1][:-1]}{i + 1}": terms[names[i][1]] for i in range(2)}
+        dependence = {f"{names[i][0][:-1]}{i + 1}": terms[names[i][0]] for i in range(2)}
         return LossOutput(
-            loss=terms["loss"], reconstruction_loss=recon, extra_metrics=extra, n_obs_minibatch=tensors[X1_KEY].shape[0]
+            loss=terms["loss"],
+            reconstruction_loss=completeness,
+            extra_metrics=dependence,
+            n_obs_minibatch=tensors[X1_KEY].shape[0],
         )
 
     @torch.inference_mode()
@@ -240,5 +370,7 @@ class IndiSeekModule(BaseModuleClass):
         """Reconstructions of both modalities (the decoders are deterministic, so ``n_samples`` must be 1)."""
         if n_samples != 1:
             raise ValueError("IndiSeek's decoders are deterministic: `n_samples` must be 1.")
+        if not len(self.decoders):
+            raise ValueError(f"The {self.objective!r} objective has no decoders to sample from.")
         _, generative_outputs = self.forward(tensors, compute_loss=False)
         return generative_outputs["reconstruction1"], generative_outputs["reconstruction2"]

@@ -21,7 +21,8 @@ class IndiSeekTrainingPlan(pl.LightningModule):
 
     * ``stage="shared"``: one Adam step on the symmetric InfoNCE loss per batch.
     * ``stage="specific"``: per batch, ``n_estimator_steps`` maximum-likelihood steps of the CLUB estimators, each
-      on a fresh random batch, then one step of the specific encoders and decoders on eq. (2). Several estimator
+      on a fresh random batch (or, for ``estimator="moments"``, one closed-form refit on those batches together),
+      then one step of the specific encoders, decoders and critics on the objective's loss. Several estimator
       steps per encoder step keep the estimator ahead of the encoder: with one step the encoder can exploit a
       lagging estimator and drive the bound to large negative values.
 
@@ -97,6 +98,8 @@ class IndiSeekTrainingPlan(pl.LightningModule):
         if self.stage == "shared":
             return self._adam(self.module.shared_parameters(), self.lr, self.weight_decay)
         main = self._adam(self.module.specific_parameters(), self.lr, self.weight_decay)
+        if not self.module.trains_estimator:
+            return main
         return [main, self._adam(self.module.estimator_parameters(), self.estimator_lr)]
 
     def on_train_epoch_start(self) -> None:
@@ -114,8 +117,8 @@ class IndiSeekTrainingPlan(pl.LightningModule):
         terms = self.module.specific_loss(batch["x1"], batch["x2"], batch.get("c1"), batch.get("c2"))
         named = {"loss": terms["loss"]}
         for i, name in enumerate(self.modality_names):
-            named[f"club_{name}"] = terms[f"club{i}"]
-            named[f"recon_{name}"] = terms[f"recon{i}"]
+            for term in self.module.term_names(i):  # e.g. club0 -> club_rna
+                named[f"{term[:-1]}_{name}"] = terms[term]
         return named
 
     def _check_finite(self, terms: dict[str, torch.Tensor]) -> None:
@@ -139,21 +142,18 @@ class IndiSeekTrainingPlan(pl.LightningModule):
         # this step: estimator steps and batch-norm statistics change it before the encoder's loss is known
         self._step_start_state = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
         optimizers = self.optimizers()
+        main = optimizers[0] if isinstance(optimizers, list) else optimizers
         if self.stage == "specific":
-            main, estimator = optimizers
-            self.toggle_optimizer(estimator)
-            for k in range(self.n_estimator_steps):
-                nll = self.module.estimator_loss(
-                    batch["x1_est"][k], batch["x2_est"][k], batch["c1_est"][k], batch["c2_est"][k]
-                )
-                estimator.zero_grad()
-                self.manual_backward(nll)
-                estimator.step()
-            self.untoggle_optimizer(estimator)
-            self._check_finite({"estimator_nll": nll.detach()})
-            self.log("estimator_nll_train", nll.detach(), on_step=False, on_epoch=True, batch_size=batch["x1"].shape[0])
-        else:
-            main = optimizers
+            estimator = optimizers[1] if isinstance(optimizers, list) else None
+            if estimator is not None:
+                self.toggle_optimizer(estimator)
+            fresh = [{k: batch[f"{k}_est"][j] for k in ("x1", "x2", "c1", "c2")} for j in range(self.n_estimator_steps)]
+            nll = self.module.update_estimators(fresh, estimator, self.manual_backward)
+            if estimator is not None:
+                self.untoggle_optimizer(estimator)
+            if nll is not None:
+                self._check_finite({"estimator_nll": nll})
+                self.log("estimator_nll_train", nll, on_step=False, on_epoch=True, batch_size=batch["x1"].shape[0])
         self.toggle_optimizer(main)
         terms = self._terms(batch)
         self._check_finite({k: v.detach() for k, v in terms.items()})

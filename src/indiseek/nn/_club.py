@@ -76,3 +76,71 @@ class GaussianCLUB(nn.Module):
     def learning_loss(self, c: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """Negative log-likelihood that the estimator minimises (``z`` should be detached from its encoder)."""
         return -self.log_likelihood(c, z)
+
+
+class MomentsCLUB(nn.Module):
+    r"""CLUB with a linear-Gaussian :math:`q(z \mid c) = N(a + B c, \Sigma)` whose moments are fitted in closed form.
+
+    This is the estimator of the paper's footnote 5: a multivariate Gaussian whose moments are fitted from data
+    (:meth:`fit`: least squares for the mean, the residual covariance for :math:`\Sigma`), instead of mean and
+    log-variance networks trained by gradient steps. It captures linear dependence of ``z`` on ``c`` only. The bound
+    is the same all-pairs CLUB value as :class:`GaussianCLUB`, computed in :math:`O(Bd^2)` after whitening by
+    :math:`\Sigma^{-1/2}`. Before the first :meth:`fit` the estimator is :math:`N(0, I)`.
+
+    Parameters
+    ----------
+    n_condition
+        Dimension of the condition ``c``.
+    n_target
+        Dimension of ``z``.
+    ridge
+        Relative ridge added to the covariance of ``c`` and to :math:`\Sigma` (times their mean variance).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from indiseek.nn import MomentsCLUB
+    >>> club = MomentsCLUB(n_condition=2, n_target=3)
+    >>> c = torch.randn(500, 2)
+    >>> z = torch.cat([c, torch.randn(500, 1)], dim=1)
+    >>> club.fit(c, z)
+    >>> float(club(c, z)) > 1.0
+    True
+    """
+
+    def __init__(self, n_condition: int, n_target: int, *, ridge: float = 1e-4):
+        super().__init__()
+        self.ridge = ridge
+        self.register_buffer("coef", torch.zeros(n_condition + 1, n_target))
+        self.register_buffer("whitener", torch.eye(n_target))
+
+    @staticmethod
+    def _design(c: torch.Tensor) -> torch.Tensor:
+        return torch.cat([torch.ones_like(c[:, :1]), c], dim=1)
+
+    @torch.no_grad()
+    def fit(self, c: torch.Tensor, z: torch.Tensor) -> None:
+        """Refit the mean (least squares of ``z`` on ``c``) and the residual covariance on the pairs given."""
+        design = self._design(c).double()
+        z = z.double()
+        gram = design.T @ design / len(z)
+        gram += self.ridge * torch.diag(gram).mean() * torch.eye(len(gram), dtype=gram.dtype, device=gram.device)
+        coef = torch.linalg.solve(gram, design.T @ z / len(z))
+        residual = z - design @ coef
+        cov = residual.T @ residual / len(z)
+        cov += (
+            self.ridge
+            * torch.diag(cov).mean().clamp_min(1e-12)
+            * torch.eye(len(cov), dtype=cov.dtype, device=cov.device)
+        )
+        # whitener W with W W^T = cov^{-1}: (v W)(v W)^T = v cov^{-1} v^T for a row vector v
+        self.coef.copy_(coef.to(self.coef.dtype))
+        self.whitener.copy_(torch.linalg.cholesky(torch.linalg.inv(cov)).to(self.whitener.dtype))
+
+    def forward(self, c: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """CLUB upper bound on :math:`I(Z; C)` under the fitted linear-Gaussian :math:`q` (scalar)."""
+        mu = self._design(c) @ self.coef @ self.whitener
+        zw = z @ self.whitener
+        positive = -0.5 * ((mu - zw) ** 2).sum(dim=1)
+        all_pairs = (zw**2).mean(dim=0, keepdim=True) - 2.0 * mu * zw.mean(dim=0, keepdim=True) + mu**2
+        return (positive + 0.5 * all_pairs.sum(dim=1)).mean()

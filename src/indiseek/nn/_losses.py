@@ -34,3 +34,34 @@ def symmetric_info_nce(a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tens
     logits = logit_scale.exp() * a @ b.T
     target = torch.arange(a.shape[0], device=a.device)
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+
+def orthogonality(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    r"""Orthogonality penalty :math:`\|\hat A^\top \hat B\|_F / B` between two batches of representations.
+
+    :math:`\hat A`, :math:`\hat B` are the batch matrices with L2-normalised rows, so the penalty is the Frobenius
+    norm of their cross-correlation, averaged over the batch; it is zero when every coordinate of one is uncorrelated
+    (in this uncentred sense) with every coordinate of the other. InfoDisen (Wang et al., 2025) uses it, summed
+    rather than averaged over the batch, as its independence term; it sees linear dependence only.
+
+    Parameters
+    ----------
+    a, b
+        Representations of shape ``(batch, d_a)`` and ``(batch, d_b)``.
+
+    Returns
+    -------
+    Scalar penalty.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from indiseek.nn import orthogonality
+    >>> a = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    >>> b = torch.tensor([[0.0, 1.0], [0.0, -1.0]])  # its sign does not follow a: no correlation
+    >>> float(orthogonality(a, a)), float(orthogonality(a, b))
+    (1.0, 0.0)
+    """
+    a_hat = F.normalize(a, dim=1)
+    b_hat = F.normalize(b, dim=1)
+    return torch.linalg.matrix_norm(a_hat.T @ b_hat) / a.shape[0]

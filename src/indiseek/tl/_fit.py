@@ -38,7 +38,8 @@ def fit(
     prepare: bool | Literal["auto"] = "auto",
     n_comps: int = 200,
     lam: float = 10.0,
-    objective: Literal["indiseek", "indiseek_noswitch"] = "indiseek",
+    objective: Literal["indiseek", "indiseek_noswitch", "factorcl", "infodisen", "clip"] = "indiseek",
+    estimator: Literal["mlp", "moments"] = "mlp",
     n_shared: int = 50,
     n_specific: int = 50,
     n_hidden: int = 50,
@@ -71,7 +72,10 @@ def fit(
     lam
         :math:`\lambda`, the reconstruction weight of eq. (2).
     objective
-        Stage-2 objective (``"indiseek"``, ``"indiseek_noswitch"``).
+        Stage-2 objective (``"indiseek"``, ``"indiseek_noswitch"``, ``"factorcl"``, ``"infodisen"``; ``"clip"``
+        trains stage 1 only and writes no specific representations). See :class:`~indiseek.IndiSeek`.
+    estimator
+        CLUB estimator (``"mlp"`` or ``"moments"``, see :class:`~indiseek.IndiSeek`).
     n_shared, n_specific, n_hidden, n_layers, n_estimator_layers
         Network sizes (see :class:`~indiseek.IndiSeek`).
     max_epochs_shared, max_epochs_specific
@@ -143,6 +147,7 @@ def fit(
     params = {
         "lam": lam,
         "objective": objective,
+        "estimator": estimator,
         "n_shared": n_shared,
         "n_specific": n_specific,
         "n_hidden": n_hidden,
@@ -178,7 +183,8 @@ def write_representations(model: IndiSeek, mdata: MuData | None = None) -> None:
     Returns
     -------
     ``None``; writes ``obsm["X_indiseek_shared_<mod>"]``, ``obsm["X_indiseek_specific_<mod>"]`` and
-    ``obsm["X_indiseek"]`` (the four blocks with equal weight, as :func:`fit` describes).
+    ``obsm["X_indiseek"]`` (the four blocks with equal weight, as :func:`fit` describes). For the CLIP-only baseline
+    (``objective="clip"``) there are no specific keys and ``obsm["X_indiseek"]`` holds the two shared blocks.
 
     Examples
     --------
@@ -191,12 +197,15 @@ def write_representations(model: IndiSeek, mdata: MuData | None = None) -> None:
     (50, 50)
     """
     mdata = model.adata if mdata is None else mdata
+    kinds = (
+        (("shared", shared_key), ("specific", specific_key)) if model.module.has_specific else (("shared", shared_key),)
+    )
     parts = {}
-    for kind, key_of in (("shared", shared_key), ("specific", specific_key)):
+    for kind, key_of in kinds:
         for m in model.modality_names:
             parts[key_of(m)] = model.get_latent_representation(mdata, modality=m, kind=kind)
     for key, value in parts.items():
         mdata.obsm[key] = value
     # equal weight per block: shared features have norm 1; standardised specific ones have E||z||^2 = n_specific
-    weights = [1.0, 1.0, model.module.n_specific**-0.5, model.module.n_specific**-0.5]
+    weights = [1.0, 1.0, model.module.n_specific**-0.5, model.module.n_specific**-0.5][: len(parts)]
     mdata.obsm[JOINT_KEY] = np.concatenate([w * v for w, v in zip(weights, parts.values(), strict=True)], axis=1)
