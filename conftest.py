@@ -2,6 +2,8 @@
 
 import logging
 
+import matplotlib
 import scvi
 
+matplotlib.use("Agg")  # plots in tests and doctests never open windows
 scvi.settings.verbosity = logging.WARNING  # scvi-tools' INFO lines go to stdout and would enter doctest output

@@ -154,3 +154,52 @@ def test_module_loss_and_sample_follow_the_scvi_api(tiny):
     )
     rec1, rec2 = module.sample(tensors)
     assert rec2.shape == (16, 25)
+
+
+@pytest.mark.parametrize(
+    ("objective", "dependence", "completeness"),
+    [("indiseek_noswitch", "club", "recon"), ("factorcl", "club", "nce"), ("infodisen", "orthogonality", "nce")],
+)
+def test_every_objective_composes_its_terms_and_trains(tiny, objective, dependence, completeness):
+    isk.IndiSeek.setup_mudata(tiny, modalities={"x1": "rna", "x2": "prot"}, x1_obsm_key="X_pca", x2_layer="clr")
+    model = isk.IndiSeek(tiny, n_hidden=8, n_layers=2, lam=4.0, objective=objective)
+    module = model.module
+    x1, x2 = torch.randn(16, 15), torch.randn(16, 25)
+    terms = module.specific_loss(x1, x2)
+    assert set(terms) == {f"{dependence}0", f"{dependence}1", f"{completeness}0", f"{completeness}1", "loss"}
+    expected = sum(terms[f"{dependence}{i}"] + 2.0 * terms[f"{completeness}{i}"] for i in range(2))
+    torch.testing.assert_close(terms["loss"], expected)
+    # the dependence term uses the objective's shared features: changing the other modality's C changes
+    # InfoDisen's completeness term but not its dependence term
+    c1, c2 = module.shared(x1, 0).detach(), module.shared(x2, 1).detach()
+    module.eval()
+    a = module.specific_terms(x1, 0, c1, c2)
+    b = module.specific_terms(x1, 0, c1, torch.randn_like(c2))
+    assert torch.equal(a[0], b[0])
+    assert torch.equal(a[1], b[1]) == (objective != "infodisen")
+    model.train(2, 3, batch_size=32, **QUIET)
+    assert f"{dependence}_rna_train" in model.history and f"{completeness}_prot_validation" in model.history
+    assert ("estimator_nll_train" in model.history) == (dependence == "club")
+    assert model.get_latent_representation(modality="prot").shape == (tiny.n_obs, 50)
+
+
+def test_moments_estimator_is_refitted_and_has_no_optimizer(tiny):
+    isk.IndiSeek.setup_mudata(tiny, modalities={"x1": "rna", "x2": "prot"}, x1_obsm_key="X_pca", x2_layer="clr")
+    model = isk.IndiSeek(tiny, n_hidden=8, n_layers=2, estimator="moments")
+    assert not model.module.trains_estimator and not list(model.module.estimator_parameters())
+    model.train(1, 2, batch_size=32, **QUIET)
+    coef = model.module.estimators[0].coef
+    assert coef.abs().sum() > 0  # refitted from its initial zeros
+    assert "estimator_nll_train" not in model.history
+
+
+def test_clip_only_baseline_trains_stage_one_and_writes_shared_blocks(tiny):
+    model = isk.tl.fit(tiny, objective="clip", n_hidden=8, n_layers=2, max_epochs_shared=2, **QUIET)
+    assert model.trained_stages_ == ["shared"] and model.is_trained_
+    assert not list(model.module.specific_parameters())
+    assert "X_indiseek_specific_rna" not in tiny.obsm
+    np.testing.assert_array_equal(
+        tiny.obsm["X_indiseek"], np.c_[tiny.obsm["X_indiseek_shared_rna"], tiny.obsm["X_indiseek_shared_prot"]]
+    )
+    with pytest.raises(ValueError, match="CLIP-only"):
+        model.get_latent_representation(modality="rna", kind="specific")

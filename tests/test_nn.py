@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from indiseek.nn import MLP, GaussianCLUB, symmetric_info_nce
+from indiseek.nn import MLP, ContrastiveCritic, GaussianCLUB, MomentsCLUB, orthogonality, symmetric_info_nce
 
 
 def test_mlp_counts_linear_layers_and_keeps_signal_scale():
@@ -65,3 +65,73 @@ def test_info_nce_values():
     torch.testing.assert_close(symmetric_info_nce(same, same, torch.tensor(2.0)), torch.tensor(math.log(8)))
     one_hot = torch.eye(8)
     assert float(symmetric_info_nce(one_hot, one_hot, torch.tensor(math.log(100.0)))) < 1e-3
+
+
+def test_moments_club_has_the_closed_form_value_for_linear_gaussian_dependence():
+    # z = c + e, var(c) = var(e) = 1: the true conditional gives CLUB = 1 per coordinate (see above)
+    torch.manual_seed(0)
+    c = torch.randn(20000, 2)
+    club = MomentsCLUB(2, 2)
+    club.fit(c, c + torch.randn(20000, 2))
+    assert float(club(c, c + torch.randn(20000, 2))) == pytest.approx(2.0, abs=0.1)
+    torch.testing.assert_close(club.coef[1:], torch.eye(2), atol=0.03, rtol=0)
+    club.fit(c, torch.randn(20000, 2))
+    assert abs(float(club(c, torch.randn(20000, 2)))) < 0.02
+
+
+def test_moments_club_misses_nonlinear_dependence_that_the_learned_estimator_sees():
+    # z = c^2 - 1 is uncorrelated with c but a function of it: only the learned conditional mean can find it
+    torch.manual_seed(0)
+    c = torch.randn(4000, 1)
+    z = c**2 - 1
+    moments = MomentsCLUB(1, 1)
+    moments.fit(c, z)
+    assert abs(float(moments(c, z))) < 0.05
+    assert _fit(GaussianCLUB(1, 1, n_hidden=32, n_layers=2), c, z) > 1.0
+
+
+def test_moments_club_bound_matches_all_pairs_definition_with_full_covariance():
+    torch.manual_seed(0)
+    c = torch.randn(300, 3)
+    z = c @ torch.randn(3, 4) + torch.randn(300, 4) @ torch.randn(4, 4)
+    club = MomentsCLUB(3, 4)
+    club.fit(c, z)
+    mu = torch.cat([torch.ones(300, 1), c], dim=1) @ club.coef
+    precision = club.whitener @ club.whitener.T
+    diff = z[None, :, :] - mu[:, None, :]  # [i, j, d]
+    log_q = -0.5 * torch.einsum("ijd,de,ije->ij", diff, precision, diff)
+    expected = (log_q.diagonal() - log_q.mean(dim=1)).mean()
+    torch.testing.assert_close(club(c, z), expected, rtol=1e-4, atol=1e-4)
+    # the whitener inverts the residual covariance
+    residual = z - mu
+    torch.testing.assert_close(
+        precision @ (residual.T @ residual / 300), torch.eye(4), atol=0.02, rtol=0
+    )  # up to the ridge
+
+
+def test_orthogonality_is_zero_for_uncorrelated_and_positive_for_correlated_batches():
+    torch.manual_seed(0)
+    a = torch.randn(4096, 3)
+    assert float(orthogonality(a, torch.randn(4096, 2))) < 0.05
+    # identical one-dimensional representations: every normalised row is +-1, the cross-product sums to B
+    assert float(orthogonality(a[:, :1], a[:, :1])) == pytest.approx(1.0)
+
+
+def test_contrastive_critic_learns_the_pairing_and_stays_at_log_b_without_information():
+    torch.manual_seed(0)
+    x = torch.randn(2048, 5)
+    critic = ContrastiveCritic(5, 5, n_hidden=32)
+    opt = torch.optim.Adam(critic.parameters(), lr=3e-3)
+    for _ in range(300):
+        idx = torch.randint(0, 2048, (128,))
+        loss = critic(x[idx] + 0.1 * torch.randn(128, 5), x[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        informed = float(critic(x[:128], x[:128]))
+        uninformed = float(critic(torch.randn(128, 5), x[:128]))
+    assert informed < 0.5 * math.log(128)
+    assert uninformed > 0.8 * math.log(128)
+    with pytest.raises(ValueError, match="temperature"):
+        ContrastiveCritic(2, 2, temperature=0)

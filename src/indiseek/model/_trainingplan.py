@@ -143,7 +143,7 @@ class IndiSeekTrainingPlan(pl.LightningModule):
         self._step_start_state = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
         optimizers = self.optimizers()
         main = optimizers[0] if isinstance(optimizers, list) else optimizers
-        if self.stage == "specific":
+        if self.stage == "specific" and len(self.module.estimators):
             estimator = optimizers[1] if isinstance(optimizers, list) else None
             if estimator is not None:
                 self.toggle_optimizer(estimator)

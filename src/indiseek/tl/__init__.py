@@ -2,6 +2,16 @@
 
 from ._agreement import cluster_agreement, rank_agreement
 from ._fit import fit, write_representations
+from ._importance import feature_importance
 from ._theta import theta_score
+from ._wnn import wnn_weights
 
-__all__ = ["cluster_agreement", "fit", "rank_agreement", "theta_score", "write_representations"]
+__all__ = [
+    "cluster_agreement",
+    "feature_importance",
+    "fit",
+    "rank_agreement",
+    "theta_score",
+    "wnn_weights",
+    "write_representations",
+]

@@ -11,9 +11,7 @@ from scipy.stats import spearmanr
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from indiseek._constants import JOINT_KEY, shared_key, specific_key
-
-from ._labels import fitted_modalities, labels_of
+from ._labels import labels_of, representation_keys
 
 
 def rank_agreement(
@@ -150,8 +148,7 @@ def cluster_agreement(
     """
     labels = labels_of(mdata, groupby).to_numpy()
     if use_rep is None:
-        names = fitted_modalities(mdata)
-        use_rep = [shared_key(m) for m in names] + [specific_key(m) for m in names] + [JOINT_KEY]
+        use_rep = representation_keys(mdata)
     missing = [k for k in use_rep if k not in mdata.obsm]
     if missing:
         raise KeyError(f"`mdata.obsm[{missing[0]!r}]` is missing; it has {list(mdata.obsm)}.")

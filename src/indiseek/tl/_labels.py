@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from mudata import MuData
 
-from indiseek._constants import UNS_KEY, specific_key
+from indiseek._constants import JOINT_KEY, UNS_KEY, shared_key, specific_key
 
 
 def labels_of(mdata: MuData, groupby: str) -> pd.Series:
@@ -54,3 +54,10 @@ def specific_keys(mdata: MuData, use_rep: tuple[str, str] | None) -> tuple[tuple
         if key not in mdata.obsm:
             raise KeyError(f"`mdata.obsm[{key!r}]` is missing; it has {list(mdata.obsm)}.")
     return names, keys
+
+
+def representation_keys(mdata: MuData) -> list[str]:
+    """``.obsm`` keys of the IndiSeek representations present: shared and specific per modality, then the joint."""
+    names = fitted_modalities(mdata)
+    keys = [shared_key(m) for m in names] + [specific_key(m) for m in names] + [JOINT_KEY]
+    return [k for k in keys if k in mdata.obsm]
