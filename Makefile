@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test lint
+.PHONY: demo test lint docs tutorials
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,3 +25,15 @@ test: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+
+$(VENV)/.docs-installed: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e ".[test,doc]"
+	touch $@
+
+## docs: build the Sphinx documentation (API, executed tutorials, benchmarks) with warnings as errors
+docs: $(VENV)/.docs-installed
+	MPLBACKEND=agg $(BIN)/sphinx-build -W --keep-going -b html -q docs docs/_build/html
+
+## tutorials: re-execute the tutorial notebooks in place (needs ../shared/data for the bone-marrow one)
+tutorials: $(VENV)/.docs-installed
+	cd tutorials && for nb in *.ipynb; do MPLBACKEND=agg ../$(BIN)/jupyter nbconvert --to notebook --execute --inplace $$nb || exit 1; done

@@ -117,3 +117,33 @@ def test_embeddings_grid_draws_every_representation_without_writing(tiny):
     assert len(titles) == 10 and titles[0] == "X_indiseek_shared_rna\ncell_type"
     with pytest.raises(KeyError, match="nope"):
         isk.pl.embeddings(tiny, color="nope")
+
+
+def test_cite_seq_study_scores_held_out_cells_and_the_raw_reference():
+    from scipy.stats import spearmanr
+
+    from indiseek.benchmarks.cite_seq import _split, run_cite_seq, summarise, to_markdown
+
+    mdata = md.read_h5mu(shared_data("bmmc_cite_600.h5mu"))
+    isk.pp.prepare(mdata)
+    # a stand-in for the WNN weight (WNN itself is tested above): the study must not recompute it
+    mdata.obs["rna:mod_weight"] = np.random.default_rng(0).uniform(size=mdata.n_obs)
+    runs = run_cite_seq(
+        mdata, objectives=["indiseek", "clip"], lams=[10.0], seeds=[0], max_epochs_shared=2, max_epochs_specific=2
+    )
+    assert list(runs["objective"]) == ["raw", "indiseek", "clip"]
+    assert np.isnan(runs.loc[runs.objective == "clip", "rho"]).all() and "ari_joint" in runs
+    # the raw reference by hand: theta on RNA PCs vs ADT CLR of the held-out half, per-type means, Spearman
+    train, held_out = _split(mdata.n_obs, 0.5, 0)
+    assert len(train) == len(held_out) == 300 and not set(train) & set(held_out)
+    test = mdata[held_out].copy()
+    test.obsm["a"], test.obsm["b"] = test["rna"].obsm["X_pca"], test["adt"].layers["clr"]
+    isk.tl.theta_score(test, "cell_type", use_rep=("a", "b"))
+    frame = test.obs[["cell_type", "indiseek_theta", "rna:mod_weight"]].dropna()
+    means = frame.groupby("cell_type", observed=True).agg(["mean", "size"])
+    means = means[means[("indiseek_theta", "size")] >= 5]
+    expected = spearmanr(means[("indiseek_theta", "mean")], means[("rna:mod_weight", "mean")]).statistic
+    assert runs.loc[runs.objective == "raw", "rho"].item() == pytest.approx(expected)
+    summary = summarise(runs)
+    assert set(summary["objective"]) == {"raw", "indiseek", "clip"}
+    assert "| raw | – |" in to_markdown(summary)

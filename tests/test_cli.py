@@ -1,4 +1,5 @@
 import mudata as md
+import pandas as pd
 
 import indiseek as isk
 from indiseek.cli import main
@@ -62,3 +63,15 @@ def test_cli_fit_input_file(tmp_path):
     mdata = md.read_h5mu(tmp_path / "out.h5mu")
     assert mdata.uns["indiseek"]["params"]["lam"] == 0.5
     assert mdata.obsm["X_indiseek_specific_rna"].shape == (150, 50)
+
+
+def test_benchmark_synthetic_writes_runs_summary_and_figure(tmp_path, capsys):
+    out = tmp_path / "study"
+    argv = ["benchmark", "synthetic", "--settings", "2", "--objectives", "indiseek", "infodisen", "--lams", "0.1"]
+    assert main([*argv, "--seeds", "0", "--epochs", "1", "--n-train", "512", "-o", str(out)]) == 0
+    runs = pd.read_csv(out / "runs.csv")
+    assert list(runs["objective"]) == ["indiseek", "infodisen"] and (runs["setting"] == 2).all()
+    assert (out / "importance.png").stat().st_size > 0
+    summary = (out / "summary.md").read_text()
+    assert summary.count("\n") == 4 and "| 2 | infodisen | 0.1 |" in summary
+    assert "2 runs in" in capsys.readouterr().out

@@ -1,0 +1,34 @@
+"""Sphinx configuration (cookiecutter-scverse style: myst-nb, autosummary, numpy docstrings)."""
+
+from importlib.metadata import version as _version
+
+project = "indiseek"
+author = "The indiseek team"
+copyright = "2026, the indiseek team"
+release = _version("indiseek")
+
+extensions = [
+    "myst_nb",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.intersphinx",
+    "sphinx.ext.mathjax",
+]
+autosummary_generate = True
+autodoc_member_order = "bysource"
+autodoc_typehints = "none"
+napoleon_google_docstring = False
+napoleon_numpy_docstring = True
+napoleon_use_rtype = False
+napoleon_custom_sections = [("Params", "Parameters")]
+myst_enable_extensions = ["dollarmath", "colon_fence"]
+nb_execution_mode = "off"  # the tutorials are committed with their outputs, executed on the project machine
+source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb"}
+exclude_patterns = ["_build", "**.ipynb_checkpoints"]
+html_theme = "sphinx_book_theme"
+html_title = "indiseek"
+html_static_path = ["_static"]
+intersphinx_mapping = {}  # offline builds: no inventories are fetched
+nitpicky = False
+suppress_warnings = ["myst.header", "mystnb.unknown_mime_type"]
