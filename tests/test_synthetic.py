@@ -108,6 +108,8 @@ def test_oracle_training_checks_its_inputs():
         train_oracle_specific(x, shared[:10])
     with pytest.raises(ValueError, match="CLIP-only"):
         train_oracle_specific(x, shared, objective="clip")
+    with pytest.raises(ValueError, match="at least 2 batches of 128"):
+        train_oracle_specific(x[:200], shared[:200])
     bad = x.copy()
     bad[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
