@@ -97,10 +97,8 @@ def train_oracle_specific(
     )
     xt, ct = torch.as_tensor(x), torch.as_tensor(shared)
     module.set_input_scale(xt, xt)
-    own = [module.specific_encoders[0], *module.decoders[:1], *module.critics[:1]]
-    main = torch.optim.Adam([p for net in own for p in net.parameters()], lr=lr)
-    trained_estimator = module.trains_estimator
-    est_opt = torch.optim.Adam(module.estimators[0].parameters(), lr=lr) if trained_estimator else None
+    main = torch.optim.Adam(module.specific_parameters(modalities=(0,)), lr=lr)
+    est_opt = torch.optim.Adam(module.estimator_parameters(modalities=(0,)), lr=lr) if module.trains_estimator else None
     n = len(x)
     module.train()
     for _ in range(max_epochs):

@@ -35,7 +35,7 @@ def _rho(mdata: MuData, cells: np.ndarray, groupby: str, weight_key: str, use_re
     return {"rho": result["rho"], "pvalue": result["pvalue"], "n_labels": result["n_labels"]}
 
 
-def prepare_reference(mdata: MuData, *, groupby: str = "cell_type", seed: int = 0) -> tuple[str, str]:
+def prepare_reference(mdata: MuData, *, seed: int = 0) -> tuple[str, str]:
     """Prepare ``mdata`` (if needed) and add WNN weights from all cells; return the (RNA, protein) names."""
     from indiseek.pp import prepare
     from indiseek.pp._prepare import PREPARE_KEY
@@ -102,7 +102,7 @@ def run_cite_seq(
 
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     base = md.read_h5mu(mdata) if isinstance(mdata, str | Path) else mdata.copy()
-    rna, prot = prepare_reference(base, groupby=groupby)
+    rna, prot = prepare_reference(base)
     weight_key = f"{rna}:mod_weight"
     rows = []
     for seed in seeds:

@@ -153,11 +153,12 @@ class IndiSeekModule(BaseModuleClass):
         yield from self.shared_encoders.parameters()
         yield self.logit_scale
 
-    def specific_parameters(self) -> Iterator[nn.Parameter]:
-        """Encoder and decoder parameters trained in stage 2."""
-        yield from self.specific_encoders.parameters()
-        yield from self.decoders.parameters()
-        yield from self.critics.parameters()
+    def specific_parameters(self, modalities: tuple[int, ...] = (0, 1)) -> Iterator[nn.Parameter]:
+        """Encoder, decoder and critic parameters trained in stage 2 (of the given modalities)."""
+        for nets in (self.specific_encoders, self.decoders, self.critics):
+            for i in modalities:
+                if i < len(nets):
+                    yield from nets[i].parameters()
 
     @property
     def has_specific(self) -> bool:
@@ -169,9 +170,11 @@ class IndiSeekModule(BaseModuleClass):
         """Whether stage 2 alternates with gradient steps of CLUB estimators (``estimator="mlp"``)."""
         return len(self.estimators) > 0 and self.estimator_kind == "mlp"
 
-    def estimator_parameters(self) -> Iterator[nn.Parameter]:
-        """CLUB estimator parameters, fitted by maximum likelihood in stage 2."""
-        yield from self.estimators.parameters()
+    def estimator_parameters(self, modalities: tuple[int, ...] = (0, 1)) -> Iterator[nn.Parameter]:
+        """CLUB estimator parameters (of the given modalities), fitted by maximum likelihood in stage 2."""
+        for i in modalities:
+            if i < len(self.estimators):
+                yield from self.estimators[i].parameters()
 
     @torch.no_grad()
     def set_input_scale(self, x1: torch.Tensor, x2: torch.Tensor, names: tuple[str, str] = ("x1", "x2")) -> None:

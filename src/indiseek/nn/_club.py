@@ -12,6 +12,20 @@ from ._mlp import MLP
 LOGVAR_BOUND = 5.0
 
 
+def club_bound(mu: torch.Tensor, z: torch.Tensor, inv_var: torch.Tensor | float = 1.0) -> torch.Tensor:
+    r"""The all-pairs CLUB value for a diagonal Gaussian :math:`q(z \mid c_i) = N(\mu_i, 1 / \text{inv\_var}_i)`.
+
+    The mean over :math:`j` of :math:`(z_j - \mu_i)^2` is taken coordinate-wise from the batch moments of ``z``
+    (:math:`\overline{z^2} - 2\mu_i\bar z + \mu_i^2`), in :math:`O(Bd)`; the log-variance terms cancel.
+    """
+    positive = -0.5 * ((mu - z) ** 2 * inv_var).sum(dim=1)
+    z_mean = z.mean(dim=0, keepdim=True)
+    z_sq_mean = (z**2).mean(dim=0, keepdim=True)
+    all_pairs = z_sq_mean - 2.0 * mu * z_mean + mu**2
+    negative = -0.5 * (all_pairs * inv_var).sum(dim=1)
+    return (positive - negative).mean()
+
+
 class GaussianCLUB(nn.Module):
     r"""Estimator of :math:`I(Z; C)` from above, with :math:`q(z \mid c) = N(\mu(c), \mathrm{diag}\,\sigma^2(c))`.
 
@@ -59,14 +73,7 @@ class GaussianCLUB(nn.Module):
     def forward(self, c: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """CLUB upper bound on :math:`I(Z; C)` for a batch of pairs ``(c_i, z_i)`` (scalar)."""
         mu, logvar = self.moments(c)
-        inv_var = torch.exp(-logvar)
-        positive = -0.5 * ((mu - z) ** 2 * inv_var).sum(dim=1)
-        # mean over j of (z_j - mu_i)^2, coordinate-wise, from the batch moments of z: O(B d)
-        z_mean = z.mean(dim=0, keepdim=True)
-        z_sq_mean = (z**2).mean(dim=0, keepdim=True)
-        all_pairs = z_sq_mean - 2.0 * mu * z_mean + mu**2
-        negative = -0.5 * (all_pairs * inv_var).sum(dim=1)
-        return (positive - negative).mean()
+        return club_bound(mu, z, torch.exp(-logvar))
 
     def log_likelihood(self, c: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         r"""Mean Gaussian log-likelihood :math:`\log q(z_i \mid c_i)` per sample, without the constant."""
@@ -139,8 +146,5 @@ class MomentsCLUB(nn.Module):
 
     def forward(self, c: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """CLUB upper bound on :math:`I(Z; C)` under the fitted linear-Gaussian :math:`q` (scalar)."""
-        mu = self._design(c) @ self.coef @ self.whitener
-        zw = z @ self.whitener
-        positive = -0.5 * ((mu - zw) ** 2).sum(dim=1)
-        all_pairs = (zw**2).mean(dim=0, keepdim=True) - 2.0 * mu * zw.mean(dim=0, keepdim=True) + mu**2
-        return (positive + 0.5 * all_pairs.sum(dim=1)).mean()
+        # after whitening by Sigma^{-1/2} the Gaussian has unit variance in every coordinate
+        return club_bound(self._design(c) @ self.coef @ self.whitener, z @ self.whitener)
