@@ -2,8 +2,8 @@
 
 from importlib.metadata import version
 
-from . import benchmarks, datasets, nn, pl, pp, tl
+from . import benchmarks, data, datasets, nn, pl, pp, tl
 from .model import IndiSeek
 
-__all__ = ["IndiSeek", "benchmarks", "datasets", "nn", "pl", "pp", "tl"]
+__all__ = ["IndiSeek", "benchmarks", "data", "datasets", "nn", "pl", "pp", "tl"]
 __version__ = version("indiseek")

@@ -21,6 +21,9 @@ OBJECTIVE_TERMS = {
 #: CLUB estimators available through ``estimator=``.
 ESTIMATORS = ("mlp", "moments")
 
+#: Encoders of sequence modalities (flat modalities always use MLPs).
+ENCODERS = ("mlp", "transformer")
+
 #: Training stages, in order.
 STAGES = ("shared", "specific")
 

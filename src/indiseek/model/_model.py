@@ -15,12 +15,13 @@ import torch
 from mudata import MuData
 from scvi import settings
 from scvi.data import AnnDataManager
-from scvi.data.fields import MuDataLayerField, MuDataObsmField
+from scvi.data.fields import MuDataLayerField, MuDataNumericalObsField, MuDataObsmField
 from scvi.model.base import BaseModelClass
 from scvi.train import TrainRunner
 
 from indiseek._constants import X1_KEY, X2_KEY
 from indiseek._validation import check_finite, check_mudata
+from indiseek.data._arrays import LENGTH_KEY, SEQUENCE_KEY, step_indicators
 
 from ._data import InMemoryDataSplitter
 from ._interrupt import StopOnInterrupt
@@ -82,6 +83,10 @@ class IndiSeek(BaseModelClass):
         Temperature of the InfoNCE completeness term of ``"factorcl"`` and ``"infodisen"``.
     standardize_specific
         Batch-normalise the specific representations (guards the CLUB min-max against scale inflation).
+    encoder
+        Encoder of sequence modalities (built by :func:`indiseek.data.from_arrays` from ``(n, T, d)`` arrays):
+        ``"mlp"`` over the flattened steps, or ``"transformer"`` (:class:`~indiseek.nn.SequenceEncoder`, the
+        paper's MultiBench encoder). Flat modalities always use MLPs.
 
     Examples
     --------
@@ -111,6 +116,7 @@ class IndiSeek(BaseModelClass):
         estimator: Literal["mlp", "moments"] = "mlp",
         temperature: float = 0.07,
         standardize_specific: bool = True,
+        encoder: Literal["mlp", "transformer"] = "mlp",
     ):
         super().__init__(mdata)
         if not (np.isfinite(lam) and lam > 0):
@@ -125,6 +131,12 @@ class IndiSeek(BaseModelClass):
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
         n_inputs = [self.summary_stats[f"n_{key}"] for key in _KEYS]
+        sequence_shapes = tuple(self._sequence_spec(mdata, i, check=False) for i in range(2))
+        if encoder == "transformer" and sequence_shapes == (None, None):
+            raise ValueError(
+                '`encoder="transformer"` encodes sequence modalities, and neither modality is one. Build sequences '
+                'with `indiseek.data.from_arrays` from (n_samples, n_steps, n_features) arrays, or use `encoder="mlp"`.'
+            )
         self.module = self._module_cls(
             *n_inputs,
             n_shared=n_shared,
@@ -137,6 +149,8 @@ class IndiSeek(BaseModelClass):
             estimator=estimator,
             temperature=temperature,
             standardize_specific=standardize_specific,
+            encoder=encoder,
+            sequence_shapes=tuple(None if spec is None else spec[:2] for spec in sequence_shapes),
         )
         self._model_summary_string = (
             f"IndiSeek model ({objective}): modalities {self.modality_names[0]!r} ({n_inputs[0]} features) and "
@@ -217,6 +231,17 @@ class IndiSeek(BaseModelClass):
                     )
                 )
             else:
+                if SEQUENCE_KEY in mod.uns:  # a sequence from `indiseek.data.from_arrays`: its lengths give the mask
+                    if LENGTH_KEY not in mod.obs:
+                        raise KeyError(
+                            f"Modality {modalities[key]!r} is a sequence but has no `.obs[{LENGTH_KEY!r}]` with the "
+                            "valid length of each sequence; build it with `indiseek.data.from_arrays`."
+                        )
+                    fields.append(
+                        MuDataNumericalObsField(
+                            f"{key}_{LENGTH_KEY}", LENGTH_KEY, mod_key=modalities[key], mod_required=True
+                        )
+                    )
                 if layer is not None and layer not in mod.layers:
                     raise KeyError(
                         f"Layer {layer!r} is not in modality {modalities[key]!r}; it has "
@@ -312,12 +337,41 @@ class IndiSeek(BaseModelClass):
         raise ValueError(f"Unknown modality {modality!r}; this model knows {names}.")
 
     # ------------------------------------------------------------------------------------------------- data
+    def _sequence_spec(self, mdata: MuData | None, i: int, check: bool = True) -> tuple[int, int, str] | None:
+        """``(n_steps, n_features, padding)`` of modality ``i`` if it is registered as a sequence, else ``None``."""
+        mdata = self.adata if mdata is None else mdata
+        key = _KEYS[i]
+        if f"{key}_{LENGTH_KEY}" not in self.adata_manager.data_registry:
+            return None
+        spec = mdata.mod[self.modality_names[i]].uns.get(SEQUENCE_KEY)
+        if spec is None:
+            raise ValueError(
+                f"Modality {self.modality_names[i]!r} was trained as a sequence, but this MuData has no "
+                f"`.uns[{SEQUENCE_KEY!r}]`; build it with `indiseek.data.from_arrays`."
+            )
+        shape = (int(spec["n_steps"]), int(spec["n_features"]))
+        if check and shape != self.module.sequence_shapes[i]:
+            raise ValueError(
+                f"Modality {self.modality_names[i]!r} has sequences of shape {shape}; the model was trained on "
+                f"{self.module.sequence_shapes[i]}."
+            )
+        return (*shape, spec["padding"])
+
     def _matrix(self, mdata: MuData | None, key: str):
-        """The registered matrix of modality ``key`` (a view of the user's data, never modified)."""
-        manager = self.get_anndata_manager(self._validate_anndata(mdata), required=True)
+        """The registered matrix of modality ``key`` (the user's data, never modified).
+
+        For a sequence modality, the model's packed input: the values followed by the step indicators.
+        """
+        mdata = self._validate_anndata(mdata)
+        manager = self.get_anndata_manager(mdata, required=True)
         x = manager.get_from_registry(key)
         if isinstance(x, pd.DataFrame):
             x = x.to_numpy()
+        spec = self._sequence_spec(mdata, _KEYS.index(key))
+        if spec is not None:
+            lengths = np.asarray(manager.get_from_registry(f"{key}_{LENGTH_KEY}")).ravel()
+            values = x.toarray() if sp.issparse(x) else np.asarray(x, dtype=np.float32)
+            x = np.hstack([values, step_indicators(lengths, spec[0], spec[2])])
         return x
 
     def _dense(self, x, rows: np.ndarray | None = None) -> torch.Tensor:

@@ -8,8 +8,16 @@ import torch
 from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 from torch import nn
 
-from indiseek._constants import ESTIMATORS, OBJECTIVE_TERMS, OBJECTIVES, X1_KEY, X2_KEY
-from indiseek.nn import MLP, ContrastiveCritic, GaussianCLUB, MomentsCLUB, orthogonality, symmetric_info_nce
+from indiseek._constants import ENCODERS, ESTIMATORS, OBJECTIVE_TERMS, OBJECTIVES, X1_KEY, X2_KEY
+from indiseek.nn import (
+    MLP,
+    ContrastiveCritic,
+    GaussianCLUB,
+    MomentsCLUB,
+    SequenceEncoder,
+    orthogonality,
+    symmetric_info_nce,
+)
 
 #: CLIP's initial inverse temperature (1 / 0.07) and the cap on it (100), as in Radford et al. (2021).
 _INIT_LOGIT_SCALE = float(torch.log(torch.tensor(1 / 0.07)))
@@ -81,6 +89,14 @@ class IndiSeekModule(BaseModuleClass):
     standardize_specific
         Batch-normalise :math:`Z_i` (no affine parameters), so that the encoder cannot inflate the scale of
         :math:`Z_i` to outrun the estimator; :math:`g_i` undoes any scale it needs.
+    encoder
+        Encoder of sequence modalities: ``"mlp"`` (an MLP over the flattened steps and their validity indicators)
+        or ``"transformer"`` (:class:`~indiseek.nn.SequenceEncoder`: 2 layers, 2 heads, width 128, masked mean
+        pooling). Flat modalities always use MLPs.
+    sequence_shapes
+        Per modality, ``(n_steps, n_features)`` if it is a sequence, else ``None``. A sequence modality's input
+        is packed: its ``n_steps * n_features`` values (``n_input``) followed by ``n_steps`` step indicators (1 for
+        a valid step, 0 for padding). Its reconstruction error counts valid steps only.
     """
 
     def __init__(
@@ -98,8 +114,17 @@ class IndiSeekModule(BaseModuleClass):
         estimator: str = "mlp",
         temperature: float = 0.07,
         standardize_specific: bool = True,
+        encoder: str = "mlp",
+        sequence_shapes: tuple[tuple[int, int] | None, tuple[int, int] | None] = (None, None),
     ):
         super().__init__()
+        if encoder not in ENCODERS:
+            raise ValueError(f"Unknown encoder {encoder!r}; choose one of {ENCODERS}.")
+        self.sequence_shapes = tuple(None if s is None else (int(s[0]), int(s[1])) for s in sequence_shapes)
+        for n, shape in zip((n_input1, n_input2), self.sequence_shapes, strict=True):
+            if shape is not None and shape[0] * shape[1] != n:
+                raise ValueError(f"A sequence of shape {shape} has {shape[0] * shape[1]} values, not {n}.")
+        self.encoder_kind = encoder
         if objective not in OBJECTIVES:
             raise ValueError(f"Unknown objective {objective!r}; choose one of {OBJECTIVES}.")
         if estimator not in ESTIMATORS:
@@ -110,16 +135,17 @@ class IndiSeekModule(BaseModuleClass):
         self.lam = float(lam)
         self.n_shared, self.n_specific = n_shared, n_specific
         n_inputs = (n_input1, n_input2)
-        self.shared_encoders = nn.ModuleList([MLP(n, n_shared, n_hidden=n_hidden, n_layers=n_layers) for n in n_inputs])
+        self.n_inputs = n_inputs
+        self.shared_encoders = nn.ModuleList([self._encoder(i, n_shared, n_hidden, n_layers) for i in range(2)])
         self.logit_scale = nn.Parameter(torch.tensor(_INIT_LOGIT_SCALE))
         n_stage2 = n_inputs if self.terms is not None else ()  # the CLIP-only baseline has no stage-2 networks
         self.specific_encoders = nn.ModuleList(
             [
                 nn.Sequential(
-                    MLP(n, n_specific, n_hidden=n_hidden, n_layers=n_layers),
+                    self._encoder(i, n_specific, n_hidden, n_layers),
                     _standardizer(n_specific) if standardize_specific else nn.Identity(),
                 )
-                for n in n_stage2
+                for i in range(len(n_stage2))
             ]
         )
         completeness = self.terms[2] if self.terms else None
@@ -144,8 +170,16 @@ class IndiSeekModule(BaseModuleClass):
             if dependence == "club"
             else []
         )
-        self.n_inputs = n_inputs
         self.register_buffer("input_scale", torch.tensor([float(n) for n in n_inputs]))
+
+    def _encoder(self, i: int, n_output: int, n_hidden: int, n_layers: int) -> nn.Module:
+        """Encoder of modality ``i``: an MLP, or for a sequence modality the chosen sequence encoder."""
+        shape = self.sequence_shapes[i]
+        if shape is None:
+            return MLP(self.n_inputs[i], n_output, n_hidden=n_hidden, n_layers=n_layers)
+        if self.encoder_kind == "transformer":
+            return SequenceEncoder(*shape, n_output)
+        return MLP(self.n_inputs[i] + shape[0], n_output, n_hidden=n_hidden, n_layers=n_layers)
 
     # ----------------------------------------------------------------------------------------- parameters
     def shared_parameters(self) -> Iterator[nn.Parameter]:
@@ -180,7 +214,7 @@ class IndiSeekModule(BaseModuleClass):
     def set_input_scale(self, x1: torch.Tensor, x2: torch.Tensor, names: tuple[str, str] = ("x1", "x2")) -> None:
         r"""Record :math:`E\|X_i\|^2` over the training cells (``names`` are used in error messages)."""
         for i, x in enumerate((x1, x2)):
-            scale = (x.double() ** 2).sum(dim=1).mean()
+            scale = (self._values(x, i).double() ** 2).sum(dim=1).mean()
             if not torch.isfinite(scale) or scale <= 0:
                 raise ValueError(
                     f"Modality {names[i]!r} has E||X||^2 = {float(scale)}: its values are all zero or not finite, "
@@ -189,17 +223,33 @@ class IndiSeekModule(BaseModuleClass):
             self.input_scale[i] = scale.to(self.input_scale.dtype)
 
     # ----------------------------------------------------------------------------------------- representations
+    def _values(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        """The values of a (packed, for sequences) input, without step indicators."""
+        return x if self.sequence_shapes[i] is None else x[:, : self.n_inputs[i]]
+
+    def _valid_values(self, x: torch.Tensor, i: int) -> torch.Tensor | None:
+        """``(B, n_input)`` indicator of the values in valid steps of a sequence input (``None`` for flat ones)."""
+        shape = self.sequence_shapes[i]
+        if shape is None:
+            return None
+        steps = x[:, self.n_inputs[i] :]
+        return steps.unsqueeze(-1).expand(-1, *shape).reshape(x.shape[0], -1)
+
     def scaled(self, x: torch.Tensor, i: int) -> torch.Tensor:
-        r""":math:`\tilde X_i = X_i / r_i`, the input in the units that the networks see."""
-        return x * torch.rsqrt(self.input_scale[i] / self.n_inputs[i])
+        r""":math:`\tilde X_i = X_i / r_i`, the input's values in the units that the networks see."""
+        return self._values(x, i) * torch.rsqrt(self.input_scale[i] / self.n_inputs[i])
+
+    def _encoder_input(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        scaled = self.scaled(x, i)
+        return scaled if self.sequence_shapes[i] is None else torch.cat([scaled, x[:, self.n_inputs[i] :]], dim=1)
 
     def shared(self, x: torch.Tensor, i: int) -> torch.Tensor:
         """Shared representation :math:`C_i` of modality ``i`` (0 or 1), L2-normalised."""
-        return nn.functional.normalize(self.shared_encoders[i](self.scaled(x, i)), dim=1)
+        return nn.functional.normalize(self.shared_encoders[i](self._encoder_input(x, i)), dim=1)
 
     def specific(self, x: torch.Tensor, i: int) -> torch.Tensor:
         """Specific representation :math:`Z_i` of modality ``i`` (0 or 1)."""
-        return self.specific_encoders[i](self.scaled(x, i))
+        return self.specific_encoders[i](self._encoder_input(x, i))
 
     def reconstruct(self, z: torch.Tensor, c: torch.Tensor, i: int) -> torch.Tensor:
         """Decoder :math:`g_i(Z_i, C_i)`, in the input's original units."""
@@ -242,7 +292,9 @@ class IndiSeekModule(BaseModuleClass):
         dep = self.estimators[i](c_dep, z) if dependence == "club" else orthogonality(z, c_dep)
         rep = torch.cat([z, self._pick(c_own, c_other, comp_whose)], dim=1)
         if completeness == "recon":
-            comp = ((self.decoders[i](rep) - x_scaled) ** 2).mean()
+            error = (self.decoders[i](rep) - x_scaled) ** 2
+            valid = self._valid_values(x, i)
+            comp = (error if valid is None else error * valid).mean()
         else:
             comp = self.critics[i](rep, x_scaled)
         return dep, comp

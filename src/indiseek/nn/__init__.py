@@ -1,8 +1,18 @@
-"""Neural-network building blocks: MLPs, contrastive losses and the CLUB estimators."""
+"""Neural-network building blocks: MLPs, a sequence (Transformer) encoder, contrastive losses, CLUB estimators."""
 
 from ._club import GaussianCLUB, MomentsCLUB
 from ._critic import ContrastiveCritic
 from ._losses import orthogonality, symmetric_info_nce
 from ._mlp import MLP
+from ._sequence import SequenceEncoder, step_mask
 
-__all__ = ["MLP", "ContrastiveCritic", "GaussianCLUB", "MomentsCLUB", "orthogonality", "symmetric_info_nce"]
+__all__ = [
+    "MLP",
+    "ContrastiveCritic",
+    "GaussianCLUB",
+    "MomentsCLUB",
+    "SequenceEncoder",
+    "orthogonality",
+    "step_mask",
+    "symmetric_info_nce",
+]

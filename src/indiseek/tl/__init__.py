@@ -3,6 +3,7 @@
 from ._agreement import cluster_agreement, rank_agreement
 from ._fit import fit, write_representations
 from ._importance import feature_importance
+from ._probe import linear_probe, probe_accuracy
 from ._theta import theta_score
 from ._wnn import wnn_weights
 
@@ -10,6 +11,8 @@ __all__ = [
     "cluster_agreement",
     "feature_importance",
     "fit",
+    "linear_probe",
+    "probe_accuracy",
     "rank_agreement",
     "theta_score",
     "wnn_weights",

@@ -40,6 +40,7 @@ def fit(
     lam: float = 10.0,
     objective: Literal["indiseek", "indiseek_noswitch", "factorcl", "infodisen", "clip"] = "indiseek",
     estimator: Literal["mlp", "moments"] = "mlp",
+    encoder: Literal["mlp", "transformer"] = "mlp",
     n_shared: int = 50,
     n_specific: int = 50,
     n_hidden: int = 50,
@@ -76,6 +77,8 @@ def fit(
         trains stage 1 only and writes no specific representations). See :class:`~indiseek.IndiSeek`.
     estimator
         CLUB estimator (``"mlp"`` or ``"moments"``, see :class:`~indiseek.IndiSeek`).
+    encoder
+        Encoder of sequence modalities (from :func:`indiseek.data.from_arrays`): ``"mlp"`` or ``"transformer"``.
     n_shared, n_specific, n_hidden, n_layers, n_estimator_layers
         Network sizes (see :class:`~indiseek.IndiSeek`).
     max_epochs_shared, max_epochs_specific
@@ -148,6 +151,7 @@ def fit(
         "lam": lam,
         "objective": objective,
         "estimator": estimator,
+        "encoder": encoder,
         "n_shared": n_shared,
         "n_specific": n_specific,
         "n_hidden": n_hidden,
