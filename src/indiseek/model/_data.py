@@ -92,6 +92,10 @@ class InMemoryDataSplitter(pl.LightningDataModule):
         drop_last = self.n_train % self.batch_size == 1
         return DataLoader(rows, batch_size=self.batch_size, shuffle=True, drop_last=drop_last, collate_fn=_as_batch)
 
+    def transfer_batch_to_device(self, batch: dict[str, torch.Tensor], device: torch.device, dataloader_idx: int):
+        """Move a batch (a flat dict of tensors) to the device, without Lightning's generic collection walk."""
+        return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
     def val_dataloader(self) -> DataLoader | list:
         """Validation batches in order (an empty list when there is no validation split)."""
         if self.n_val == 0:

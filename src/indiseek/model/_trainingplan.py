@@ -78,8 +78,12 @@ class IndiSeekTrainingPlan(pl.LightningModule):
         self.automatic_optimization = False
         self.best_validation_loss = float("inf")
         self._best_state: dict[str, torch.Tensor] | None = None
-        self._validation_sums: list[float] = [0.0, 0]
-        self._step_start_state: dict[str, torch.Tensor] = {}
+        # per-epoch sums of the loss terms (weighted by batch size), logged once per epoch: logging every step
+        # through Lightning costs several milliseconds per step, as much as a step of the small networks
+        self._sums: dict[str, dict[str, torch.Tensor]] = {"train": {}, "validation": {}}
+        self._counts = {"train": 0, "validation": 0}
+        self._state_tensors: list[torch.Tensor] = []
+        self._step_start_state: list[torch.Tensor] = []
 
     @property
     def monitor(self) -> str:
@@ -109,6 +113,35 @@ class IndiSeekTrainingPlan(pl.LightningModule):
         so without this the second stage would run with batch normalisation frozen at its initial statistics.
         """
         self.module.train()
+        self._reset("train")
+
+    def on_train_start(self) -> None:
+        # buffers that hold the module's state at the start of each step (see `training_step`)
+        self._state_tensors = list(self.module.state_dict(keep_vars=True).values())
+        self._step_start_state = [t.detach().clone() for t in self._state_tensors]
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train")
+
+    # ------------------------------------------------------------------------------------------------- logging
+    def _reset(self, split: str) -> None:
+        self._sums[split], self._counts[split] = {}, 0
+
+    def _accumulate(self, split: str, terms: dict[str, torch.Tensor], n: int, count: bool = True) -> None:
+        sums = self._sums[split]
+        for key, value in terms.items():
+            value = value.detach() * n
+            sums[key] = sums[key] + value if key in sums else value
+        self._counts[split] += n if count else 0
+
+    def _log_epoch(self, split: str) -> None:
+        n = self._counts[split]
+        if not n:
+            return
+        sync = self.trainer.world_size > 1
+        for key, total in self._sums[split].items():
+            name = f"{self.stage}_loss_{split}" if key == "loss" else f"{key}_{split}"
+            self.log(name, total / n, on_step=False, on_epoch=True, prog_bar=key == "loss", sync_dist=sync)
 
     # ------------------------------------------------------------------------------------------------- steps
     def _terms(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -129,7 +162,8 @@ class IndiSeekTrainingPlan(pl.LightningModule):
             self.restore_best()
             kept = "The weights of the best validation epoch were restored."
         else:
-            self.module.load_state_dict(self._step_start_state)
+            with torch.no_grad():
+                torch._foreach_copy_([t.detach() for t in self._state_tensors], self._step_start_state)
             kept = "The model was reset to its state before this step."
         raise NonFiniteLossError(
             f"Stage {self.stage!r}: the loss term(s) {bad} became non-finite at epoch {self.current_epoch}. {kept} "
@@ -140,7 +174,8 @@ class IndiSeekTrainingPlan(pl.LightningModule):
         """One optimisation step of the current stage."""
         # a copy of the (small) module state, so that a non-finite loss leaves the model exactly as it was before
         # this step: estimator steps and batch-norm statistics change it before the encoder's loss is known
-        self._step_start_state = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+        with torch.no_grad():
+            torch._foreach_copy_(self._step_start_state, [t.detach() for t in self._state_tensors])
         optimizers = self.optimizers()
         main = optimizers[0] if isinstance(optimizers, list) else optimizers
         if self.stage == "specific" and len(self.module.estimators):
@@ -153,7 +188,7 @@ class IndiSeekTrainingPlan(pl.LightningModule):
                 self.untoggle_optimizer(estimator)
             if nll is not None:
                 self._check_finite({"estimator_nll": nll})
-                self.log("estimator_nll_train", nll, on_step=False, on_epoch=True, batch_size=batch["x1"].shape[0])
+                self._accumulate("train", {"estimator_nll": nll}, batch["x1"].shape[0], count=False)
         self.toggle_optimizer(main)
         terms = self._terms(batch)
         self._check_finite({k: v.detach() for k, v in terms.items()})
@@ -161,30 +196,27 @@ class IndiSeekTrainingPlan(pl.LightningModule):
         self.manual_backward(terms["loss"])
         main.step()
         self.untoggle_optimizer(main)
-        n = batch["x1"].shape[0]
-        for key, value in terms.items():
-            name = f"{self.stage}_loss_train" if key == "loss" else f"{key}_train"
-            self.log(name, value.detach(), on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
+        self._accumulate("train", terms, batch["x1"].shape[0])
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         """Loss terms on a validation batch."""
-        terms = self._terms(batch)
-        n = batch["x1"].shape[0]
-        for key, value in terms.items():
-            name = self.monitor if key == "loss" else f"{key}_validation"
-            self.log(name, value, on_step=False, on_epoch=True, prog_bar=key == "loss", batch_size=n)
-        self._validation_sums[0] += float(terms["loss"]) * n
-        self._validation_sums[1] += n
+        self._accumulate("validation", self._terms(batch), batch["x1"].shape[0])
 
     # ------------------------------------------------------------------------------------------------- best weights
     def on_validation_epoch_start(self) -> None:
-        self._validation_sums = [0.0, 0]
+        self._reset("validation")
 
     def on_validation_epoch_end(self) -> None:
-        total, n = self._validation_sums
-        if n == 0 or self.trainer.sanity_checking or self.stage != "shared":
+        n = self._counts["validation"]
+        if n == 0:
             return
-        loss = total / n
+        loss = self._sums["validation"]["loss"] / n
+        if self.trainer.world_size > 1:  # every process keeps the same best epoch
+            loss = self.trainer.strategy.reduce(loss, reduce_op="mean")
+        loss = float(loss)
+        self._log_epoch("validation")
+        if self.trainer.sanity_checking or self.stage != "shared":
+            return
         if loss < self.best_validation_loss:
             self.best_validation_loss = loss
             self._best_state = copy.deepcopy(self.module.state_dict())
