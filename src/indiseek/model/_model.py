@@ -45,6 +45,18 @@ def _default_epochs(n_train: int, batch_size: int, stage: str) -> int:
     return int(np.clip(round(4_000 / steps_per_epoch), 20, 300))
 
 
+def _strategy(strategy):
+    """A DDP strategy name as a strategy that tolerates parameters without gradients (each stage trains some nets)."""
+    if not isinstance(strategy, str) or not strategy.startswith("ddp") or "find_unused" in strategy:
+        return strategy
+    from lightning.pytorch.strategies import DDPStrategy
+
+    start_method = {"ddp": "popen", "ddp_spawn": "spawn", "ddp_fork": "fork", "ddp_notebook": "fork"}.get(strategy)
+    if start_method is None:
+        return strategy
+    return DDPStrategy(find_unused_parameters=True, start_method=start_method)
+
+
 class IndiSeek(BaseModelClass):
     r"""IndiSeek: shared and modality-specific representations of two paired modalities.
 
@@ -404,6 +416,7 @@ class IndiSeek(BaseModelClass):
         n_estimator_steps: int = 5,
         accelerator: str = "auto",
         devices: int | list[int] | str = "auto",
+        strategy: str | pl.strategies.Strategy = "auto",
         seed: int | None = None,
         enable_progress_bar: bool = True,
         plan_kwargs: dict | None = None,
@@ -441,6 +454,13 @@ class IndiSeek(BaseModelClass):
             CLUB estimator steps, each on a fresh random batch, per encoder step of stage 2.
         accelerator, devices
             Passed to Lightning (``"cpu"``, ``"gpu"``, ...; number or list of devices).
+        strategy
+            Lightning strategy. For data-parallel training on several devices or CPU processes use ``"ddp"`` in a
+            script (Lightning starts the other processes by re-running it) or ``"ddp_fork"`` in a notebook or an
+            interactive session (forked processes; not with CUDA already initialised). Each stage trains only part
+            of the networks, so these names are turned into a :class:`~lightning.pytorch.strategies.DDPStrategy`
+            that finds unused parameters. The trained weights end up in this model, as with one device. scvi-tools
+            turns early stopping off under DDP, so give stage 1 an epoch cap.
         seed
             Seed of the split, the batch order and the estimator batches (``None``: ``scvi.settings.seed``).
         enable_progress_bar
@@ -535,6 +555,7 @@ class IndiSeek(BaseModelClass):
                 max_epochs=n_epochs,
                 accelerator=accelerator,
                 devices=devices,
+                strategy=_strategy(strategy),
                 early_stopping=early_stopping and stage == "shared",
                 early_stopping_monitor=plan.monitor,
                 early_stopping_patience=early_stopping_patience,
