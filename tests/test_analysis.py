@@ -119,3 +119,22 @@ def test_theta_sign_follows_the_modality_that_splits_each_type(trained):
         assert per_type[t] > 0
     for t in ("C1", "C2", "C3"):
         assert per_type[t] < 0
+
+
+def test_approximate_neighbours_match_exact_ones_on_clustered_data():
+    from indiseek.tl._theta import nearest_neighbors, same_label_counts
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(4, size=3000)
+    x = rng.normal(size=(3000, 20)) + 3 * np.eye(20)[labels] + 0.3 * rng.normal(size=(3000, 20))
+    exact = nearest_neighbors(x, 11, "exact")
+    approximate = nearest_neighbors(x, 11, "approximate")
+    overlap = np.mean([len(set(a) & set(b)) / 11 for a, b in zip(exact, approximate, strict=True)])
+    assert overlap > 0.9
+    counts = {m: same_label_counts(x, labels, 10, m) for m in ("exact", "approximate")}
+    beta = {m: c / 10 for m, c in counts.items()}
+    assert np.abs(beta["exact"] - beta["approximate"]).mean() < 0.03  # per cell, beta within about 0.02
+    for k in range(4):  # per label, the mean beta that theta's per-type table uses agrees closely
+        assert abs(beta["exact"][labels == k].mean() - beta["approximate"][labels == k].mean()) < 0.02
+    with pytest.raises(ValueError, match="approximate"):
+        nearest_neighbors(x, 5, "annoy")

@@ -11,14 +11,34 @@ from sklearn.neighbors import NearestNeighbors
 
 from ._labels import labels_of, specific_keys
 
+#: From this many cells on, ``neighbors="auto"`` searches approximate neighbours (exact search grows quadratically).
+EXACT_NEIGHBORS_LIMIT = 50_000
 
-def same_label_counts(x: np.ndarray, labels: np.ndarray, n_neighbors: int) -> np.ndarray:
+
+def nearest_neighbors(x: np.ndarray, n_neighbors: int, method: str = "auto", seed: int = 0) -> np.ndarray:
+    """Indices of the ``n_neighbors`` nearest rows of each row of ``x`` (Euclidean), the row itself usually first.
+
+    ``method="exact"``: scikit-learn (in chunks, never a full distance matrix, but its time grows with the square
+    of the cells); ``"approximate"``: pynndescent's nearest-neighbour descent graph (time close to linear);
+    ``"auto"``: exact below :data:`EXACT_NEIGHBORS_LIMIT` cells, approximate from there.
+    """
+    if method not in ("auto", "exact", "approximate"):
+        raise ValueError(f'`neighbors` must be "auto", "exact" or "approximate", got {method!r}.')
+    if method == "approximate" or (method == "auto" and len(x) >= EXACT_NEIGHBORS_LIMIT):
+        from pynndescent import NNDescent
+
+        index, _ = NNDescent(x, n_neighbors=n_neighbors, random_state=seed, n_jobs=-1).neighbor_graph
+        return index
+    _, index = NearestNeighbors(n_neighbors=n_neighbors).fit(x).kneighbors(x)
+    return index
+
+
+def same_label_counts(x: np.ndarray, labels: np.ndarray, n_neighbors: int, method: str = "auto") -> np.ndarray:
     """For each row of ``x``, how many of its ``n_neighbors`` nearest other rows (Euclidean) share its label.
 
-    Neighbours come from scikit-learn's tree-based search, never an all-pairs distance matrix.
+    Neighbours come from :func:`nearest_neighbors` (``method``), never an all-pairs distance matrix.
     """
-    search = NearestNeighbors(n_neighbors=n_neighbors + 1).fit(x)
-    _, index = search.kneighbors(x)
+    index = nearest_neighbors(x, n_neighbors + 1, method)
     rows = np.arange(x.shape[0])[:, None]
     is_self = index == rows
     # drop the cell itself (or, with duplicate points where it is not returned, the farthest neighbour)
@@ -35,6 +55,7 @@ def theta_score(
     n_neighbors: int = 10,
     use_rep: tuple[str, str] | None = None,
     pseudocount: float = 1.0,
+    neighbors: str = "auto",
     key_added: str = "indiseek_theta",
     copy: bool = False,
 ) -> MuData | None:
@@ -62,6 +83,9 @@ def theta_score(
         The two ``.obsm`` keys to use (default: ``X_indiseek_specific_<mod>`` of the fitted modalities).
     pseudocount
         :math:`a` above (non-negative).
+    neighbors
+        Neighbour search: ``"exact"`` (scikit-learn; its time grows with the square of the cells), ``"approximate"``
+        (pynndescent; close to linear) or ``"auto"``: exact below 50,000 cells, approximate from there.
     key_added
         Prefix of the keys written.
     copy
@@ -97,7 +121,9 @@ def theta_score(
         raise ValueError(f"`pseudocount` must be a non-negative number, got {pseudocount}.")
     mdata = mdata.copy() if copy else mdata
 
-    counts = [same_label_counts(np.asarray(mdata.obsm[k], dtype=np.float64), labels, n_neighbors) for k in keys]
+    counts = [
+        same_label_counts(np.asarray(mdata.obsm[k], dtype=np.float64), labels, n_neighbors, neighbors) for k in keys
+    ]
     with np.errstate(divide="ignore", invalid="ignore"):
         theta = np.log((counts[0] + pseudocount) / (counts[1] + pseudocount))
     sizes = pd.Series(labels).value_counts()
