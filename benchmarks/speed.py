@@ -8,8 +8,8 @@ Usage::
 All three run in one process on the same cells, one after the other. (a) times each stage's epochs through
 `IndiSeek.train` (Lightning, scvi-tools' runner; no validation split); (b) runs the same module, optimisers, batch
 size and stage-2 schedule (five estimator steps on fresh batches per encoder step) in a bare loop over tensors in
-memory: the floor; (c) trains TOTALVI with its defaults on the raw counts of the same cells. The per-epoch time is
-the median over epochs (the first epoch of each is included in the median, not dropped).
+memory: the floor; (c) trains TOTALVI with its defaults on the raw counts of the same cells. (a) and (b) alternate
+`--repeats` times, `--epochs` epochs per stage each time; the per-epoch time is the median over all their epochs.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def _adam(params):
 
 
 def floor_epochs(module, x1, x2, epochs: int, batch_size: int = 128, n_estimator_steps: int = 5) -> dict:
-    """Median seconds per epoch of each stage in a bare PyTorch loop over in-memory tensors."""
+    """Seconds of each epoch of each stage in a bare PyTorch loop over in-memory tensors."""
     torch.manual_seed(0)
     n = x1.shape[0]
     module.set_input_scale(x1, x2)
@@ -64,7 +64,7 @@ def floor_epochs(module, x1, x2, epochs: int, batch_size: int = 128, n_estimator
             loss.backward()
             shared_opt.step()
         times.append(time.perf_counter() - start)
-    out["shared"] = statistics.median(times)
+    out["shared"] = times
     with torch.no_grad():
         module.eval()
         c1, c2 = module.shared(x1, 0), module.shared(x2, 1)
@@ -83,22 +83,18 @@ def floor_epochs(module, x1, x2, epochs: int, batch_size: int = 128, n_estimator
             loss.backward()
             main_opt.step()
         times.append(time.perf_counter() - start)
-    out["specific"] = statistics.median(times)
+    out["specific"] = times
     return out
 
 
-def model_epochs(mdata, modalities, epochs: int) -> tuple[dict, isk.IndiSeek]:
-    """Median seconds per epoch of each stage through `IndiSeek.train`."""
-    isk.IndiSeek.setup_mudata(
-        mdata, modalities={"x1": modalities[0], "x2": modalities[1]}, x1_obsm_key="X_pca", x2_layer="clr"
-    )
-    model = isk.IndiSeek(mdata)
+def model_epochs(model: isk.IndiSeek, epochs: int) -> dict:
+    """Seconds of each epoch of each stage through `IndiSeek.train`."""
     out = {}
     for stage, (e1, e2) in (("shared", (epochs, 0)), ("specific", (0, epochs))):
         timer = EpochTimer()
         model.train(e1, e2, validation_size=0, seed=0, enable_progress_bar=False, callbacks=[timer])
-        out[stage] = statistics.median(timer.times)
-    return out, model
+        out[stage] = timer.times
+    return out
 
 
 def totalvi_epochs(mdata, modalities, epochs: int) -> float:
@@ -119,6 +115,7 @@ def main() -> None:
     parser.add_argument("--data", help=".h5mu with raw RNA and protein counts (default: simulated)")
     parser.add_argument("--n-cells", type=int, default=15_000, help="simulated cells (default: 15,000)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per stage and for TOTALVI (default: 3)")
+    parser.add_argument("--repeats", type=int, default=3, help="alternations of (a) and (b) (default: 3)")
     parser.add_argument("--skip-totalvi", action="store_true")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -136,13 +133,29 @@ def main() -> None:
     n_comps = min(200, mdata.mod["rna"].n_vars - 1, mdata.n_obs - 1)
     isk.pp.prepare(mdata, rna=modalities[0], prot=modalities[1], n_comps=n_comps)
 
-    model_times, model = model_epochs(mdata, modalities, args.epochs)
+    isk.IndiSeek.setup_mudata(
+        mdata, modalities={"x1": modalities[0], "x2": modalities[1]}, x1_obsm_key="X_pca", x2_layer="clr"
+    )
+    model = isk.IndiSeek(mdata)
     x1, x2 = model._training_tensors()
     module = isk.model.IndiSeekModule(x1.shape[1], x2.shape[1])
-    floor_times = floor_epochs(module, x1, x2, args.epochs)
+    model_times = {"shared": [], "specific": []}
+    floor_times = {"shared": [], "specific": []}
+    for _ in range(args.repeats):  # alternate, so that drifts of the machine's speed affect both alike
+        for times, new in (
+            (model_times, model_epochs(model, args.epochs)),
+            (floor_times, floor_epochs(module, x1, x2, args.epochs)),
+        ):
+            for stage in times:
+                times[stage] += new[stage]
+    model_times = {k: statistics.median(v) for k, v in model_times.items()}
+    floor_times = {k: statistics.median(v) for k, v in floor_times.items()}
     totalvi = None if args.skip_totalvi else totalvi_epochs(mdata, modalities, args.epochs)
 
-    print(f"data: {name}, {mdata.n_obs} cells, RNA {x1.shape[1]} PCs, {x2.shape[1]} proteins; epochs {args.epochs}")
+    print(
+        f"data: {name}, {mdata.n_obs} cells, RNA {x1.shape[1]} PCs, {x2.shape[1]} proteins; median of "
+        f"{args.repeats} x {args.epochs} epochs per stage"
+    )
     print(f"machine: {platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}")
     print("| step | (a) model.train (s/epoch) | (b) plain PyTorch (s/epoch) | a / b |")
     print("|---|---|---|---|")

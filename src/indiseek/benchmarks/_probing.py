@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import time
 from collections.abc import Sequence
 
@@ -31,16 +33,17 @@ def fit_and_probe(
     train, test = split == "train", split == "test"
     has_sequence = any("indiseek_sequence" in mod.uns for mod in mdata.mod.values())
     start = time.perf_counter()
-    fit(
-        mdata,
-        objective=objective,
-        lam=1.0 if objective == "clip" or np.isnan(lam) else lam,
-        encoder=encoder if has_sequence else "mlp",
-        train_indices=np.flatnonzero(train),
-        seed=seed,
-        enable_progress_bar=False,
-        **fit_kwargs,
-    )
+    with contextlib.redirect_stdout(io.StringIO()):  # scvi-tools prints why early stopping ended stage 1
+        fit(
+            mdata,
+            objective=objective,
+            lam=1.0 if objective == "clip" or np.isnan(lam) else lam,
+            encoder=encoder if has_sequence else "mlp",
+            train_indices=np.flatnonzero(train),
+            seed=seed,
+            enable_progress_bar=False,
+            **fit_kwargs,
+        )
     row = {"seconds": round(time.perf_counter() - start, 2)}
     features = mdata.obsm["X_indiseek"]
     for label in labels:

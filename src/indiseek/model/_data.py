@@ -55,7 +55,10 @@ class InMemoryDataSplitter(pl.LightningDataModule):
     train_idx, val_idx
         Row indices of the training and validation cells.
     batch_size
-        Cells per batch.
+        Cells per batch (per optimiser step).
+    steps_per_batch
+        Consecutive batches of the shuffled order handed over together (the training plan steps through them); the
+        optimisation is the same as with one batch at a time.
     n_estimator_batches
         Extra random training batches attached to each training batch (for the CLUB estimator's steps).
     seed
@@ -69,6 +72,7 @@ class InMemoryDataSplitter(pl.LightningDataModule):
         val_idx: np.ndarray,
         *,
         batch_size: int = 128,
+        steps_per_batch: int = 1,
         n_estimator_batches: int = 0,
         seed: int = 0,
     ):
@@ -79,6 +83,9 @@ class InMemoryDataSplitter(pl.LightningDataModule):
         self.test_idx = np.array([], dtype=int)
         self.n_train, self.n_val = len(self.train_idx), len(self.val_idx)
         self.batch_size = batch_size
+        self.steps_per_batch = steps_per_batch
+        if steps_per_batch > 1 and n_estimator_batches:
+            raise ValueError("Estimator batches are drawn per optimiser step: use `steps_per_batch=1` with them.")
         self.n_estimator_batches = n_estimator_batches
         self.seed = seed
 
@@ -87,10 +94,20 @@ class InMemoryDataSplitter(pl.LightningDataModule):
         return _PairedRows({k: v[idx_t] for k, v in self.tensors.items()}, n_estimator_batches, self.seed)
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled training batches; a last batch of a single cell is dropped (batch statistics need two)."""
+        """Shuffled training batches; a last batch of a single cell is dropped (batch statistics need two).
+
+        With ``steps_per_batch > 1``, each loader batch holds that many consecutive batches (the plan drops a
+        single-cell remainder).
+        """
         rows = self._rows(self.train_idx, self.n_estimator_batches)
-        drop_last = self.n_train % self.batch_size == 1
-        return DataLoader(rows, batch_size=self.batch_size, shuffle=True, drop_last=drop_last, collate_fn=_as_batch)
+        drop_last = self.steps_per_batch == 1 and self.n_train % self.batch_size == 1
+        return DataLoader(
+            rows,
+            batch_size=self.batch_size * self.steps_per_batch,
+            shuffle=True,
+            drop_last=drop_last,
+            collate_fn=_as_batch,
+        )
 
     def transfer_batch_to_device(self, batch: dict[str, torch.Tensor], device: torch.device, dataloader_idx: int):
         """Move a batch (a flat dict of tensors) to the device, without Lightning's generic collection walk."""

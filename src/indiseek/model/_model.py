@@ -31,6 +31,10 @@ from ._trainingplan import IndiSeekTrainingPlan
 logger = logging.getLogger(__name__)
 
 _KEYS = (X1_KEY, X2_KEY)
+#: Optimiser steps per loader batch in stage 1, whose steps are too small for Lightning's per-batch overhead (about
+#: 1 ms): the loader hands over 8 consecutive batches of the shuffled order at once and the plan steps through them,
+#: which trains exactly as batch by batch.
+_STAGE1_STEPS_PER_BATCH = 8
 
 
 def _default_epochs(n_train: int, batch_size: int, stage: str) -> int:
@@ -535,6 +539,7 @@ class IndiSeek(BaseModelClass):
                 train_idx,
                 val_idx,
                 batch_size=batch_size,
+                steps_per_batch=_STAGE1_STEPS_PER_BATCH if stage == "shared" else 1,
                 n_estimator_batches=n_estimator_steps if stage == "specific" and len(self.module.estimators) else 0,
                 seed=seed or 0,
             )
@@ -544,6 +549,7 @@ class IndiSeek(BaseModelClass):
                 lr=lr,
                 n_estimator_steps=n_estimator_steps,
                 modality_names=self.modality_names,
+                batch_size=batch_size,
                 **(plan_kwargs or {}),
             )
             self.is_trained_ = False  # each stage's history is kept whole, not appended to the other's

@@ -48,6 +48,10 @@ class IndiSeekTrainingPlan(pl.LightningModule):
         Estimator steps per encoder step in stage 2.
     modality_names
         Names used for the logged metrics (``club_<name>``, ``recon_<name>``).
+    batch_size
+        Cells per optimiser step. A training batch with more cells is stepped through in consecutive chunks of this
+        size (a single-cell remainder is dropped): the data module may hand over several batches at once to save
+        per-batch overhead (:class:`~indiseek.model.InMemoryDataSplitter`, ``steps_per_batch``).
     """
 
     def __init__(
@@ -60,6 +64,7 @@ class IndiSeekTrainingPlan(pl.LightningModule):
         weight_decay: float = 0.0,
         n_estimator_steps: int = 5,
         modality_names: tuple[str, str] = ("x1", "x2"),
+        batch_size: int | None = None,
     ):
         super().__init__()
         if stage not in STAGES:
@@ -75,6 +80,7 @@ class IndiSeekTrainingPlan(pl.LightningModule):
         self.weight_decay = weight_decay
         self.n_estimator_steps = n_estimator_steps
         self.modality_names = tuple(modality_names)
+        self.batch_size = batch_size
         self.automatic_optimization = False
         self.best_validation_loss = float("inf")
         self._best_state: dict[str, torch.Tensor] | None = None
@@ -162,8 +168,9 @@ class IndiSeekTrainingPlan(pl.LightningModule):
             self.restore_best()
             kept = "The weights of the best validation epoch were restored."
         else:
-            with torch.no_grad():
-                torch._foreach_copy_([t.detach() for t in self._state_tensors], self._step_start_state)
+            if self.stage == "specific":
+                with torch.no_grad():
+                    torch._foreach_copy_([t.detach() for t in self._state_tensors], self._step_start_state)
             kept = "The model was reset to its state before this step."
         raise NonFiniteLossError(
             f"Stage {self.stage!r}: the loss term(s) {bad} became non-finite at epoch {self.current_epoch}. {kept} "
@@ -171,11 +178,23 @@ class IndiSeekTrainingPlan(pl.LightningModule):
         )
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """One optimisation step of the current stage."""
-        # a copy of the (small) module state, so that a non-finite loss leaves the model exactly as it was before
-        # this step: estimator steps and batch-norm statistics change it before the encoder's loss is known
-        with torch.no_grad():
-            torch._foreach_copy_(self._step_start_state, [t.detach() for t in self._state_tensors])
+        """One optimisation step of the current stage per chunk of ``batch_size`` cells of the batch."""
+        n = batch["x1"].shape[0]
+        if self.batch_size is None or n <= self.batch_size:
+            self._optimisation_step(batch)
+            return
+        for start in range(0, n, self.batch_size):
+            if n - start < 2:  # batch statistics need two cells
+                break
+            self._optimisation_step({k: v[start : start + self.batch_size] for k, v in batch.items()})
+
+    def _optimisation_step(self, batch: dict[str, torch.Tensor]) -> None:
+        # in stage 2, a copy of the (small) module state, so that a non-finite loss leaves the model exactly as it was
+        # before this step: estimator steps and batch-norm statistics change it before the encoder's loss is known.
+        # In stage 1 nothing changes before the check (the shared encoders have no running statistics).
+        if self.stage == "specific":
+            with torch.no_grad():
+                torch._foreach_copy_(self._step_start_state, [t.detach() for t in self._state_tensors])
         optimizers = self.optimizers()
         main = optimizers[0] if isinstance(optimizers, list) else optimizers
         if self.stage == "specific" and len(self.module.estimators):
@@ -189,13 +208,16 @@ class IndiSeekTrainingPlan(pl.LightningModule):
             if nll is not None:
                 self._check_finite({"estimator_nll": nll})
                 self._accumulate("train", {"estimator_nll": nll}, batch["x1"].shape[0], count=False)
-        self.toggle_optimizer(main)
+        several = isinstance(optimizers, list)  # toggling keeps the encoder loss's gradients off the estimators
+        if several:
+            self.toggle_optimizer(main)
         terms = self._terms(batch)
         self._check_finite({k: v.detach() for k, v in terms.items()})
         main.zero_grad()
         self.manual_backward(terms["loss"])
         main.step()
-        self.untoggle_optimizer(main)
+        if several:
+            self.untoggle_optimizer(main)
         self._accumulate("train", terms, batch["x1"].shape[0])
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
