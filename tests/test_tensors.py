@@ -228,3 +228,12 @@ def test_tensor_benchmark_specific_labels_beat_clip(tmp_path):
     assert abs(summary.loc["indiseek", "shared"] - summary.loc["clip", "shared"]) < 0.05
     assert (summary.loc["raw inputs", ["shared", "specific1", "specific2"]] > 0.9).all()
     assert {"runs.csv", "summary.md", "accuracy.png"} <= {p.name for p in tmp_path.iterdir()}
+
+
+def test_fit_reads_arrays_named_rna_as_they_are():
+    """`prepare="auto"` runs the CITE-seq preparation on counts only, not on arrays that happen to be called rna."""
+    rng = np.random.default_rng(0)
+    mdata = isk.data.from_arrays(rng.normal(size=(60, 5)), rng.normal(size=(60, 3)), names=("rna", "prot"))
+    isk.tl.fit(mdata, batch_size=16, **FAST)
+    assert mdata.uns["indiseek"]["inputs"] == {"rna": "X", "prot": "X"}
+    assert "X_pca" not in mdata["rna"].obsm

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
+import scipy.sparse as sp
 import scvi
 from mudata import MuData
 
@@ -28,6 +29,12 @@ def _input_of(mdata: MuData, modality: str, inputs: dict[str, str] | None) -> tu
     if where not in ("layers", "obsm") or not key:
         raise ValueError(f'Input {spec!r} of modality {modality!r} must be "X", "layers/<name>" or "obsm/<key>".')
     return (key, None) if where == "layers" else (None, key)
+
+
+def _holds_counts(x) -> bool:
+    """Whether a matrix holds non-negative integers (raw counts)."""
+    values = x.data if sp.issparse(x) else np.asarray(x)
+    return bool(values.size) and values.min() >= 0 and not np.any(np.mod(values, 1))
 
 
 def fit(
@@ -67,7 +74,9 @@ def fit(
         use what :func:`indiseek.pp.prepare` wrote (RNA PCs, protein CLR), else ``.X``.
     prepare
         Run :func:`indiseek.pp.prepare` first: ``"auto"`` does so when ``mdata`` has not been prepared, no
-        ``inputs`` are given, and the modalities look like RNA and protein.
+        ``inputs`` are given, the first modality is called ``"rna"`` (or ``"gex"``) and its ``.X`` holds counts
+        (non-negative integers). Otherwise each modality is read as it is (e.g. arrays from
+        :func:`indiseek.data.from_arrays`).
     n_comps
         Principal components when preparing.
     lam
@@ -133,7 +142,12 @@ def fit(
         raise ValueError(f"`modalities` must name two different modalities, got {modalities}.")
     check_mudata(mdata, modalities)
     if prepare == "auto":
-        prepare = PREPARE_KEY not in mdata.uns and not inputs and modalities[0] in ("rna", "gex")
+        prepare = (
+            PREPARE_KEY not in mdata.uns
+            and not inputs
+            and modalities[0] in ("rna", "gex")
+            and _holds_counts(mdata.mod[modalities[0]].X)
+        )
     if prepare:
         _prepare(mdata, rna=modalities[0], prot=modalities[1], n_comps=n_comps, seed=seed)
 
