@@ -168,6 +168,12 @@ def test_read_multibench_affect_round_trip(tmp_path):
     np.testing.assert_array_equal(sarcasm.obs["label"], (y >= 1).astype(int))
     with pytest.raises(ValueError, match="Unknown MultiBench dataset"):
         isk.data.read_multibench(path, "imdb")
+    with pytest.raises(FileNotFoundError, match="No file"):
+        isk.data.read_multibench(tmp_path / "missing.pkl", "mosi")
+    with open(tmp_path / "no_test.pkl", "wb") as handle:
+        pickle.dump({"train": splits["train"], "valid": splits["valid"]}, handle)
+    with pytest.raises(KeyError, match="no 'test' split"):
+        isk.data.read_multibench(tmp_path / "no_test.pkl", "mosi")
 
 
 def test_read_multibench_mimic(tmp_path):
