@@ -116,12 +116,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _write_study(out, runs, summary, to_markdown, plot, figure: str, start: float) -> int:
-    """Write a study's runs, summary (CSV and Markdown) and figure to ``out``, and print the summary."""
+def _study(args: argparse.Namespace, module: str, plot: str, figure: str, run) -> int:
+    """Run study ``module`` of :mod:`indiseek.benchmarks` (``run(module) -> runs``) and write its results to ``--out``.
+
+    Writes ``runs.csv``, ``summary.csv``, ``summary.md`` and the figure, and prints the summary.
+    """
+    import importlib
+    from pathlib import Path
+
+    study = importlib.import_module(f"indiseek.benchmarks.{module}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    runs = run(study)
+    summary = study.summarise(runs)
     runs.to_csv(out / "runs.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
-    plot(summary, out / figure)
-    table = to_markdown(summary)
+    getattr(study, plot)(summary, out / figure)
+    table = study.to_markdown(summary)
     (out / "summary.md").write_text(table + "\n")
     print(table)
     print(f"{len(runs)} runs in {time.perf_counter() - start:.0f} s; results in {out}/")
@@ -129,90 +141,82 @@ def _write_study(out, runs, summary, to_markdown, plot, figure: str, start: floa
 
 
 def _benchmark_cite_seq(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from indiseek.benchmarks.cite_seq import plot_rho, run_cite_seq, summarise, to_markdown
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    runs = run_cite_seq(
-        args.data,
-        objectives=args.objectives,
-        lams=args.lams,
-        seeds=args.seeds,
-        groupby=args.groupby,
-        train_fraction=args.train_fraction,
+    return _study(
+        args,
+        "cite_seq",
+        "plot_rho",
+        "rho.png",
+        lambda study: study.run_cite_seq(
+            args.data,
+            objectives=args.objectives,
+            lams=args.lams,
+            seeds=args.seeds,
+            groupby=args.groupby,
+            train_fraction=args.train_fraction,
+        ),
     )
-    return _write_study(out, runs, summarise(runs), to_markdown, plot_rho, "rho.png", start)
 
 
 def _benchmark_tensors(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from indiseek.benchmarks.tensors import plot_summary, run_tensors, summarise, to_markdown
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    runs = run_tensors(
-        args.mixings,
-        args.layouts,
-        args.objectives,
-        args.lams,
-        args.seeds,
-        n=args.n,
-        encoder=args.encoder,
-        max_epochs_specific=args.epochs,
-        jobs=args.jobs,
+    return _study(
+        args,
+        "tensors",
+        "plot_summary",
+        "accuracy.png",
+        lambda study: study.run_tensors(
+            args.mixings,
+            args.layouts,
+            args.objectives,
+            args.lams,
+            args.seeds,
+            n=args.n,
+            encoder=args.encoder,
+            max_epochs_specific=args.epochs,
+            jobs=args.jobs,
+        ),
     )
-    return _write_study(out, runs, summarise(runs), to_markdown, plot_summary, "accuracy.png", start)
 
 
 def _benchmark_multibench(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from indiseek.benchmarks.multibench import plot_summary, run_multibench, summarise, to_markdown
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    runs = run_multibench(
-        args.data,
-        args.dataset,
-        args.objectives,
-        args.lams,
-        args.seeds,
-        encoder=args.encoder,
-        task=args.task,
-        max_epochs_specific=args.epochs,
-        jobs=args.jobs,
+    return _study(
+        args,
+        "multibench",
+        "plot_summary",
+        "accuracy.png",
+        lambda study: study.run_multibench(
+            args.data,
+            args.dataset,
+            args.objectives,
+            args.lams,
+            args.seeds,
+            encoder=args.encoder,
+            task=args.task,
+            max_epochs_specific=args.epochs,
+            jobs=args.jobs,
+        ),
     )
-    return _write_study(out, runs, summarise(runs), to_markdown, plot_summary, "accuracy.png", start)
 
 
 def _benchmark_synthetic(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from indiseek.benchmarks.synthetic import plot_summary, run_synthetic, summarise, to_markdown
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    runs = run_synthetic(
-        args.settings,
-        args.objectives,
-        args.lams,
-        args.seeds,
-        estimator=args.estimator,
-        n_estimator_steps=args.estimator_steps,
-        n_estimator_layers=args.estimator_layers,
-        standardize_specific=not args.no_standardize,
-        max_epochs=args.epochs,
-        n_train=args.n_train,
-        jobs=args.jobs,
+    return _study(
+        args,
+        "synthetic",
+        "plot_summary",
+        "importance.png",
+        lambda study: study.run_synthetic(
+            args.settings,
+            args.objectives,
+            args.lams,
+            args.seeds,
+            estimator=args.estimator,
+            n_estimator_steps=args.estimator_steps,
+            n_estimator_layers=args.estimator_layers,
+            standardize_specific=not args.no_standardize,
+            max_epochs=args.epochs,
+            n_train=args.n_train,
+            jobs=args.jobs,
+        ),
     )
-    return _write_study(out, runs, summarise(runs), to_markdown, plot_summary, "importance.png", start)
 
 
 def _fit(args: argparse.Namespace) -> int:

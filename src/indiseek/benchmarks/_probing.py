@@ -10,6 +10,8 @@ from collections.abc import Sequence
 import numpy as np
 from mudata import MuData
 
+from indiseek.data._arrays import SEQUENCE_KEY
+
 
 def fit_and_probe(
     mdata: MuData,
@@ -31,7 +33,7 @@ def fit_and_probe(
 
     split = mdata.obs[split_key].astype(str).to_numpy()
     train, test = split == "train", split == "test"
-    has_sequence = any("indiseek_sequence" in mod.uns for mod in mdata.mod.values())
+    has_sequence = any(SEQUENCE_KEY in mod.uns for mod in mdata.mod.values())
     start = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):  # scvi-tools prints why early stopping ended stage 1
         fit(
@@ -68,3 +70,18 @@ def run_specs(function, specs: list[dict], jobs: int) -> list[dict]:
         with ProcessPoolExecutor(jobs) as pool:
             return list(pool.map(function, specs))
     return [function(spec) for spec in specs]
+
+
+def mean_over_seeds(runs, keys: Sequence[str], values: Sequence[str]):
+    """Mean and standard error (``<value>_se``) of ``values`` over seeds per ``keys``, and ``n_seeds``.
+
+    A ``lam`` of ``nan`` (the CLIP-only baseline, raw-input references) forms its own group and stays ``nan``.
+    """
+    grouped = runs.assign(lam=runs["lam"].fillna(-1.0)).groupby(list(keys), sort=True)
+    table = grouped[list(values)].mean()
+    for value in values:
+        table[f"{value}_se"] = grouped[value].sem()
+    table["n_seeds"] = grouped["seed"].nunique()
+    table = table.reset_index()
+    table["lam"] = table["lam"].where(table["lam"] >= 0)
+    return table

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ._probing import fit_and_probe, grid, run_specs
+from ._probing import fit_and_probe, grid, mean_over_seeds, run_specs
 
 MULTIBENCH_OBJECTIVES = ("indiseek", "factorcl", "infodisen", "clip")
 
@@ -117,12 +117,7 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     >>> summarise(runs)[["accuracy", "accuracy_se"]].values.round(3).tolist()
     [[0.65, 0.05]]
     """
-    grouped = runs.assign(lam=runs["lam"].fillna(-1.0)).groupby(["dataset", "objective", "lam"], sort=True)
-    table = grouped["accuracy"].agg(accuracy="mean", accuracy_se="sem")
-    table["n_seeds"] = grouped["seed"].nunique()
-    table = table.reset_index()
-    table["lam"] = table["lam"].where(table["lam"] >= 0)
-    return table
+    return mean_over_seeds(runs, ["dataset", "objective", "lam"], ["accuracy"])
 
 
 def to_markdown(summary: pd.DataFrame) -> str:

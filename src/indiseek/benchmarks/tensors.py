@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from mudata import MuData
 
-from ._probing import fit_and_probe, grid, run_specs
+from ._probing import fit_and_probe, grid, mean_over_seeds, run_specs
 
 #: The labels of the benchmark: one driven by the shared latent block, one by each specific block.
 LABELS = ("shared", "specific1", "specific2")
@@ -237,15 +237,7 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     >>> summarise(runs)[["shared", "shared_se", "specific2"]].values.round(3).tolist()
     [[0.85, 0.05, 0.5]]
     """
-    keys = ["mixing", "layout", "objective", "lam"]
-    grouped = runs.assign(lam=runs["lam"].fillna(-1.0)).groupby(keys, sort=True)
-    table = grouped[list(LABELS)].mean()
-    for label in LABELS:
-        table[f"{label}_se"] = grouped[label].sem()
-    table["n_seeds"] = grouped["seed"].nunique()
-    table = table.reset_index()
-    table["lam"] = table["lam"].where(table["lam"] >= 0)
-    return table
+    return mean_over_seeds(runs, ["mixing", "layout", "objective", "lam"], LABELS)
 
 
 def to_markdown(summary: pd.DataFrame) -> str:
