@@ -43,7 +43,7 @@ def one_size(n: int) -> dict:
     import scvi
 
     import indiseek as isk
-    from indiseek.tl._theta import nearest_neighbors
+    from indiseek.tl._neighbors import nearest_neighbors
 
     warnings.filterwarnings("ignore")
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)

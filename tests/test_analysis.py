@@ -122,7 +122,8 @@ def test_theta_sign_follows_the_modality_that_splits_each_type(trained):
 
 
 def test_approximate_neighbours_match_exact_ones_on_clustered_data():
-    from indiseek.tl._theta import nearest_neighbors, same_label_counts
+    from indiseek.tl._neighbors import nearest_neighbors
+    from indiseek.tl._theta import same_label_counts
 
     rng = np.random.default_rng(0)
     labels = rng.integers(4, size=3000)

@@ -50,6 +50,22 @@ def test_wnn_weights_graph_and_errors(bmmc_prepared):
         isk.tl.wnn_weights(raw)
     with pytest.raises(KeyError, match="'protein'"):
         isk.tl.wnn_weights(bmmc_prepared, rna="rna", prot="protein")
+    with pytest.raises(ValueError, match="approximate"):
+        isk.tl.wnn_weights(bmmc_prepared, neighbors="annoy")
+
+
+def test_wnn_weights_with_approximate_neighbours_match_the_exact_ones(bmmc_prepared):
+    # the search used from 50,000 cells on, forced here on the real sample
+    exact = isk.tl.wnn_weights(bmmc_prepared, neighbors="exact", copy=True).obs["rna:mod_weight"]
+    approx = isk.tl.wnn_weights(bmmc_prepared, neighbors="approximate", copy=True).obs["rna:mod_weight"]
+    assert np.corrcoef(exact, approx)[0, 1] > 0.95
+    assert np.abs(exact - approx).mean() < 0.05
+    # per-type means, which the rank agreement uses, keep their order
+    labels = bmmc_prepared.obs["cell_type"]
+    assert (
+        exact.groupby(labels, observed=True).mean().corr(approx.groupby(labels, observed=True).mean(), "spearman")
+        > 0.95
+    )
 
 
 def test_bmmc_download_is_converted_from_the_geo_layout(tmp_path):

@@ -7,30 +7,9 @@ import warnings
 import numpy as np
 import pandas as pd
 from mudata import MuData
-from sklearn.neighbors import NearestNeighbors
 
 from ._labels import labels_of, specific_keys
-
-#: From this many cells on, ``neighbors="auto"`` searches approximate neighbours (exact search grows quadratically).
-EXACT_NEIGHBORS_LIMIT = 50_000
-
-
-def nearest_neighbors(x: np.ndarray, n_neighbors: int, method: str = "auto", seed: int = 0) -> np.ndarray:
-    """Indices of the ``n_neighbors`` nearest rows of each row of ``x`` (Euclidean), the row itself usually first.
-
-    ``method="exact"``: scikit-learn (in chunks, never a full distance matrix, but its time grows with the square
-    of the cells); ``"approximate"``: pynndescent's nearest-neighbour descent graph (time close to linear);
-    ``"auto"``: exact below :data:`EXACT_NEIGHBORS_LIMIT` cells, approximate from there.
-    """
-    if method not in ("auto", "exact", "approximate"):
-        raise ValueError(f'`neighbors` must be "auto", "exact" or "approximate", got {method!r}.')
-    if method == "approximate" or (method == "auto" and len(x) >= EXACT_NEIGHBORS_LIMIT):
-        from pynndescent import NNDescent
-
-        index, _ = NNDescent(x, n_neighbors=n_neighbors, random_state=seed, n_jobs=-1).neighbor_graph
-        return index
-    _, index = NearestNeighbors(n_neighbors=n_neighbors).fit(x).kneighbors(x)
-    return index
+from ._neighbors import nearest_neighbors, without_self
 
 
 def same_label_counts(x: np.ndarray, labels: np.ndarray, n_neighbors: int, method: str = "auto") -> np.ndarray:
@@ -38,13 +17,7 @@ def same_label_counts(x: np.ndarray, labels: np.ndarray, n_neighbors: int, metho
 
     Neighbours come from :func:`nearest_neighbors` (``method``), never an all-pairs distance matrix.
     """
-    index = nearest_neighbors(x, n_neighbors + 1, method)
-    rows = np.arange(x.shape[0])[:, None]
-    is_self = index == rows
-    # drop the cell itself (or, with duplicate points where it is not returned, the farthest neighbour)
-    keep = ~is_self
-    keep[~is_self.any(axis=1), -1] = False
-    neighbours = index[keep].reshape(x.shape[0], n_neighbors)
+    (neighbours,) = without_self(nearest_neighbors(x, n_neighbors + 1, method))
     return (labels[neighbours] == labels[:, None]).sum(axis=1)
 
 

@@ -14,8 +14,10 @@ from mudata import MuData
 from indiseek._validation import check_finite
 from indiseek.pp._prepare import PREPARE_KEY
 
-#: scanpy's approximate-neighbour path fails from this many cells on in this environment (see DESIGN notes);
-#: above it, neighbours are searched with scikit-learn's exact index instead.
+from ._neighbors import ApproximateNeighbors, use_approximate
+
+#: scanpy's own approximate-neighbour path fails from this many cells on with current SciPy (see
+#: :class:`~indiseek.tl._neighbors.ApproximateNeighbors`); exact searches from here on go through scikit-learn.
 _SCANPY_EXACT_LIMIT = 8192
 
 
@@ -46,6 +48,7 @@ def wnn_weights(
     prot_input: str | None = None,
     n_pcs: int = 30,
     n_neighbors: int = 20,
+    neighbors: str = "auto",
     key_added: str | None = None,
     seed: int = 42,
     copy: bool = False,
@@ -56,9 +59,7 @@ def wnn_weights(
     components, and on the protein values, by default the centred CLR of :func:`indiseek.pp.prepare`), then runs
     :func:`muon.pp.neighbors`, whose per-cell modality weights say how well each modality predicts a cell's
     neighbourhood. These are the reference of the paper's rank agreement (:func:`indiseek.tl.rank_agreement`).
-    The computation runs on a private MuData, so only the documented keys are written. From 8,192 cells on,
-    neighbours are searched with scikit-learn (``transformer="sklearn"``), which avoids a failure of scanpy's
-    approximate path with current SciPy.
+    The computation runs on a private MuData, so only the documented keys are written.
 
     Parameters
     ----------
@@ -73,6 +74,11 @@ def wnn_weights(
         Leading columns of the RNA input to use (Seurat's WNN vignette uses 30 RNA PCs).
     n_neighbors
         Neighbours per modality graph (Seurat: 20).
+    neighbors
+        Search of the per-modality graphs: ``"exact"`` (scikit-learn from 8,192 cells on, which avoids a failure of
+        scanpy's own approximate path with current SciPy; time grows with the square of the cells),
+        ``"approximate"`` (pynndescent's nearest-neighbour descent, close to linear) or ``"auto"``: exact below
+        50,000 cells, approximate from there. muon's own search of candidate neighbours is approximate throughout.
     key_added
         When given, also write the WNN graph: ``obsp["<key_added>_distances"]``,
         ``obsp["<key_added>_connectivities"]`` and ``uns[key_added]`` (for ``sc.tl.umap(mdata,
@@ -127,7 +133,10 @@ def wnn_weights(
             prot: ad.AnnData(obs=mdata.obs[[]].copy(), obsm={"X_input": x_prot}),
         }
     )
-    transformer = "sklearn" if mdata.n_obs >= _SCANPY_EXACT_LIMIT else None
+    if use_approximate(mdata.n_obs, neighbors):
+        transformer = ApproximateNeighbors(n_neighbors=n_neighbors, random_state=seed)
+    else:
+        transformer = "sklearn" if mdata.n_obs >= _SCANPY_EXACT_LIMIT else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for name in (rna, prot):
