@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/scale.py --sizes 100000 1000000
+    python benchmarks/scale.py --wnn --sizes 100000 1000000
 
 Each size runs in its own process (so that its peak memory is its own): simulated cells of the paper's CITE-seq
 shape (RNA as 200 principal components, 25 proteins; 16 latent factors, linear maps, Gaussian noise) enter through
@@ -10,6 +11,10 @@ shape (RNA as 200 principal components, 25 proteins; 16 latent factors, linear m
 networks and batch size; `get_latent_representation` embeds all cells (shared and specific, both modalities); and
 the 11 nearest neighbours of every cell in one 50-dimensional specific representation are searched approximately
 (pynndescent) and, up to 100,000 cells, exactly (scikit-learn), as `tl.theta_score` does.
+
+With ``--wnn`` it times `tl.wnn_weights` instead (muon's WNN on the first 30 RNA components and the proteins, 20
+neighbours), with the per-modality graphs approximate (pynndescent, the default from 50,000 cells on) and, up to
+100,000 cells, exact (scikit-learn).
 """
 
 from __future__ import annotations
@@ -89,19 +94,48 @@ def one_size(n: int) -> dict:
     return row
 
 
+def wnn_size(n: int) -> dict:
+    import indiseek as isk
+
+    warnings.filterwarnings("ignore")
+    rna, prot = simulate(n)
+    row = {"cells": n}
+    options = {"rna": "rna", "prot": "prot", "rna_input": "X", "prot_input": "X"}
+    small = isk.data.from_arrays(rna[:2000], prot[:2000], names=("rna", "prot"))
+    start = time.perf_counter()
+    isk.tl.wnn_weights(small, neighbors="approximate", **options)  # numba compiles pynndescent on its first call
+    row["compile_s"] = time.perf_counter() - start
+    mdata = isk.data.from_arrays(rna, prot, names=("rna", "prot"))
+    for method in ("approximate", "exact") if n <= 100_000 else ("approximate",):
+        start = time.perf_counter()
+        isk.tl.wnn_weights(mdata, neighbors=method, **options)
+        row[f"wnn_{method}_s"] = time.perf_counter() - start
+    row["peak_memory_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--wnn", action="store_true", help="time tl.wnn_weights instead of training")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one_size(args.one)))
+        print(json.dumps((wnn_size if args.wnn else one_size)(args.one)))
         return
     rows = []
     for n in args.sizes:
-        done = subprocess.run([sys.executable, __file__, "--one", str(n)], capture_output=True, text=True, check=True)
+        command = [sys.executable, __file__, "--one", str(n), *(["--wnn"] if args.wnn else [])]
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(json.dumps(rows[-1]), flush=True)
+    if args.wnn:
+        print("| cells | WNN, approximate graphs (s) | WNN, exact graphs (s) | peak memory (GiB) |")
+        print("|---|---|---|---|")
+        for r in rows:
+            exact = f"{r['wnn_exact_s']:.1f}" if "wnn_exact_s" in r else "not run"
+            print(f"| {r['cells']:,} | {r['wnn_approximate_s']:.1f} | {exact} | {r['peak_memory_gib']:.2f} |")
+        return
     print(
         "| cells | stage 1 s/epoch | µs/cell | stage 2 s/epoch | µs/cell | embed 4 reps (cells/s) | "
         "kNN approx. (s) | kNN exact (s) | peak memory (GiB) |"

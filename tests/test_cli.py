@@ -75,3 +75,19 @@ def test_benchmark_synthetic_writes_runs_summary_and_figure(tmp_path, capsys):
     summary = (out / "summary.md").read_text()
     assert summary.count("\n") == 4 and "| 2 | infodisen | 0.1 |" in summary
     assert "2 runs in" in capsys.readouterr().out
+
+
+def test_benchmark_cite_seq_passes_the_network_size_to_every_fit(tmp_path, monkeypatch):
+    import indiseek.benchmarks.cite_seq as study
+
+    seen = {}
+
+    def fake_run(data, **kwargs):
+        seen.update(kwargs)
+        return pd.DataFrame({"objective": ["indiseek"], "lam": [1.0], "seed": [0], "rho": [0.5], "seconds": [1.0]})
+
+    monkeypatch.setattr(study, "run_cite_seq", fake_run)
+    argv = ["benchmark", "cite-seq", "--data", "x.h5mu", "--lams", "1", "--n-layers", "2", "--n-specific", "10"]
+    assert main([*argv, "-o", str(tmp_path)]) == 0
+    assert seen["n_layers"] == 2 and seen["n_specific"] == 10 and seen["lams"] == [1.0]
+    assert "| indiseek | 1 | 0.500 |" in (tmp_path / "summary.md").read_text()

@@ -71,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     cite.add_argument("--lams", type=float, nargs="+", default=[10.0**j for j in range(-3, 4)], help="lambda grid")
     cite.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default: 0 1 2)")
     cite.add_argument("--train-fraction", type=float, default=0.5, help="share of cells that train (default: 0.5)")
+    cite.add_argument("--n-layers", type=int, default=5, help="layers per encoder and decoder (default: 5)")
+    cite.add_argument("--n-specific", type=int, default=50, help="dimension of each specific block (default: 50)")
     cite.add_argument("-o", "--out", default="cite_seq_study", help="output folder")
 
     tensors = studies.add_parser(
@@ -153,6 +155,8 @@ def _benchmark_cite_seq(args: argparse.Namespace) -> int:
             seeds=args.seeds,
             groupby=args.groupby,
             train_fraction=args.train_fraction,
+            n_layers=args.n_layers,
+            n_specific=args.n_specific,
         ),
     )
 
