@@ -43,11 +43,24 @@ def check_finite(x, what: str) -> None:
         )
 
 
+def _count_problem(x) -> str | None:
+    """What keeps ``x`` (dense or sparse) from being raw counts: ``"negative"``, ``"non-integer"`` or ``None``."""
+    values = x.data if sp.issparse(x) else np.asarray(x)
+    if values.size and values.min() < 0:
+        return "negative"
+    if values.size and not np.all(np.equal(np.mod(values, 1), 0)):
+        return "non-integer"
+    return None
+
+
+def holds_counts(x) -> bool:
+    """Whether ``x`` (dense or sparse) is a non-empty matrix of non-negative integers."""
+    return bool((x.data if sp.issparse(x) else np.asarray(x)).size) and _count_problem(x) is None
+
+
 def check_counts(x, what: str) -> None:
     """Raise if ``x`` (dense or sparse) is not a matrix of non-negative integer counts."""
     check_finite(x, what)
-    values = x.data if sp.issparse(x) else np.asarray(x)
-    if values.size and values.min() < 0:
-        raise ValueError(f"{what} has negative values; raw counts are needed here (did you pass normalised data?).")
-    if values.size and not np.all(np.equal(np.mod(values, 1), 0)):
-        raise ValueError(f"{what} has non-integer values; raw counts are needed here (did you pass normalised data?).")
+    problem = _count_problem(x)
+    if problem is not None:
+        raise ValueError(f"{what} has {problem} values; raw counts are needed here (did you pass normalised data?).")

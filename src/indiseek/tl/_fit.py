@@ -6,12 +6,11 @@ from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
-import scipy.sparse as sp
 import scvi
 from mudata import MuData
 
 from indiseek._constants import JOINT_KEY, UNS_KEY, shared_key, specific_key
-from indiseek._validation import check_mudata
+from indiseek._validation import check_mudata, holds_counts
 from indiseek.model import IndiSeek
 from indiseek.pp import prepare as _prepare
 from indiseek.pp._prepare import PREPARE_KEY
@@ -29,12 +28,6 @@ def _input_of(mdata: MuData, modality: str, inputs: dict[str, str] | None) -> tu
     if where not in ("layers", "obsm") or not key:
         raise ValueError(f'Input {spec!r} of modality {modality!r} must be "X", "layers/<name>" or "obsm/<key>".')
     return (key, None) if where == "layers" else (None, key)
-
-
-def _holds_counts(x) -> bool:
-    """Whether a matrix holds non-negative integers (raw counts)."""
-    values = x.data if sp.issparse(x) else np.asarray(x)
-    return bool(values.size) and values.min() >= 0 and not np.any(np.mod(values, 1))
 
 
 def fit(
@@ -146,7 +139,7 @@ def fit(
             PREPARE_KEY not in mdata.uns
             and not inputs
             and modalities[0] in ("rna", "gex")
-            and _holds_counts(mdata.mod[modalities[0]].X)
+            and holds_counts(mdata.mod[modalities[0]].X)
         )
     if prepare:
         _prepare(mdata, rna=modalities[0], prot=modalities[1], n_comps=n_comps, seed=seed)
