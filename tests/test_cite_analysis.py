@@ -144,8 +144,15 @@ def test_cite_seq_study_scores_held_out_cells_and_the_raw_reference():
     isk.pp.prepare(mdata)
     # a stand-in for the WNN weight (WNN itself is tested above): the study must not recompute it
     mdata.obs["rna:mod_weight"] = np.random.default_rng(0).uniform(size=mdata.n_obs)
+    mdata.obs["truth"] = -mdata.obs["rna:mod_weight"]  # a per-cell truth that ranks the types in reverse
     runs = run_cite_seq(
-        mdata, objectives=["indiseek", "clip"], lams=[10.0], seeds=[0], max_epochs_shared=2, max_epochs_specific=2
+        mdata,
+        objectives=["indiseek", "clip"],
+        lams=[10.0],
+        seeds=[0],
+        truth_key="truth",
+        max_epochs_shared=2,
+        max_epochs_specific=2,
     )
     assert list(runs["objective"]) == ["raw", "indiseek", "clip"]
     assert np.isnan(runs.loc[runs.objective == "clip", "rho"]).all() and "ari_joint" in runs
@@ -160,6 +167,9 @@ def test_cite_seq_study_scores_held_out_cells_and_the_raw_reference():
     means = means[means[("indiseek_theta", "size")] >= 5]
     expected = spearmanr(means[("indiseek_theta", "mean")], means[("rna:mod_weight", "mean")]).statistic
     assert runs.loc[runs.objective == "raw", "rho"].item() == pytest.approx(expected)
+    assert runs.loc[runs.objective == "raw", "rho_truth"].item() == pytest.approx(-expected)
+    assert runs["rho_truth"].notna().tolist() == [True, True, False]  # no theta for CLIP-only
     summary = summarise(runs)
     assert set(summary["objective"]) == {"raw", "indiseek", "clip"}
-    assert "| raw | – |" in to_markdown(summary)
+    table = to_markdown(summary)
+    assert "| ρ vs truth |" in table.splitlines()[0] and "| raw | – |" in table

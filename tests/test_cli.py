@@ -91,3 +91,23 @@ def test_benchmark_cite_seq_passes_the_network_size_to_every_fit(tmp_path, monke
     assert main([*argv, "-o", str(tmp_path)]) == 0
     assert seen["n_layers"] == 2 and seen["n_specific"] == 10 and seen["lams"] == [1.0]
     assert "| indiseek | 1 | 0.500 |" in (tmp_path / "summary.md").read_text()
+
+
+def test_benchmark_cite_seq_runs_on_the_built_in_data_without_a_file(tmp_path, monkeypatch):
+    import indiseek.benchmarks.cite_seq as study
+
+    seen = {}
+
+    def fake_run(data, **kwargs):
+        seen["data"], seen["truth_key"] = data, kwargs["truth_key"]
+        return pd.DataFrame({"objective": ["indiseek"], "lam": [1.0], "seed": [0], "rho": [0.5], "seconds": [1.0]})
+
+    monkeypatch.setattr(study, "run_cite_seq", fake_run)
+    assert main(["benchmark", "cite-seq", "--n-cells", "300", "--lams", "1", "-o", str(tmp_path)]) == 0
+    data = seen["data"]
+    assert data.n_obs == 300 and set(data.mod) == {"rna", "prot"}
+    assert data.obs["cell_type"].nunique() == 9
+    # The truth column: theta should be positive where RNA-specific factors split the types, negative for protein.
+    sign = data.obs.groupby("distinguished_by", observed=True)[seen["truth_key"]].agg(["min", "max"])
+    assert sign.loc["rna"].tolist() == [1.0, 1.0] and sign.loc["prot"].tolist() == [-1.0, -1.0]
+    assert sign.loc["shared"].tolist() == [0.0, 0.0]

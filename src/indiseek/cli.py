@@ -9,6 +9,8 @@ import time
 import warnings
 from collections.abc import Sequence
 
+SIMULATED_TRUTH_KEY = "expected_theta_sign"
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -63,7 +65,14 @@ def _parser() -> argparse.ArgumentParser:
         description="Train on a random half of the cells per seed, compute theta on the other half, rank cell types "
         "against muon's WNN RNA weights (Spearman rho), and cluster every representation with k-means.",
     )
-    cite.add_argument("--data", required=True, help=".h5mu with rna and prot/adt raw counts and labels")
+    cite.add_argument(
+        "--data",
+        default=None,
+        help=".h5mu with rna and prot/adt raw counts and labels (default: the built-in simulated data)",
+    )
+    cite.add_argument(
+        "--n-cells", type=int, default=2000, help="simulated cells when --data is not given (default: 2,000)"
+    )
     cite.add_argument("--groupby", default="cell_type", help="label column of .obs (default: cell_type)")
     cite.add_argument(
         "--objectives", nargs="+", default=["indiseek", "factorcl", "infodisen"], help="objectives to compare"
@@ -142,14 +151,29 @@ def _study(args: argparse.Namespace, module: str, plot: str, figure: str, run) -
     return 0
 
 
+def _cite_seq_data(args: argparse.Namespace):
+    """The file named by ``--data`` (no truth), or the built-in simulated data (seed 0) and its truth column."""
+    if args.data is not None:
+        return args.data, None
+    from indiseek.datasets import simulated_cite
+
+    print(f"Simulating {args.n_cells} CITE-seq cells (seed 0) ...")
+    mdata = simulated_cite(n_cells=args.n_cells, seed=0)
+    # The sign theta should have: + where only RNA-specific factors split a type, - where only protein-specific do.
+    sign = {"rna": 1.0, "prot": -1.0, "shared": 0.0}
+    mdata.obs[SIMULATED_TRUTH_KEY] = mdata.obs["distinguished_by"].map(sign).astype(float)
+    return mdata, SIMULATED_TRUTH_KEY
+
+
 def _benchmark_cite_seq(args: argparse.Namespace) -> int:
+    data, truth_key = _cite_seq_data(args)
     return _study(
         args,
         "cite_seq",
         "plot_rho",
         "rho.png",
         lambda study: study.run_cite_seq(
-            args.data,
+            data,
             objectives=args.objectives,
             lams=args.lams,
             seeds=args.seeds,
@@ -157,6 +181,7 @@ def _benchmark_cite_seq(args: argparse.Namespace) -> int:
             train_fraction=args.train_fraction,
             n_layers=args.n_layers,
             n_specific=args.n_specific,
+            truth_key=truth_key,
         ),
     )
 

@@ -24,15 +24,21 @@ def _split(n_obs: int, train_fraction: float, seed: int) -> tuple[np.ndarray, np
     return np.sort(cells[:n_train]), np.sort(cells[n_train:])
 
 
-def _rho(mdata: MuData, cells: np.ndarray, groupby: str, weight_key: str, use_rep, min_cells: int) -> dict:
-    """Spearman rho of per-label mean theta (on ``cells``) against the mean WNN RNA weight."""
+def _rho(
+    mdata: MuData, cells: np.ndarray, groupby: str, weight_key: str, use_rep, min_cells: int, truth_key=None
+) -> dict:
+    """Spearman rho of per-label mean theta (on ``cells``) against the mean WNN RNA weight (and ``truth_key``)."""
     from indiseek.tl import rank_agreement, theta_score
 
     part = mdata[cells].copy()
     theta_score(part, groupby, use_rep=use_rep)
     rank_agreement(part, groupby, weight_key=weight_key, min_cells=min_cells)
     result = part.uns["indiseek_rank_agreement"]
-    return {"rho": result["rho"], "pvalue": result["pvalue"], "n_labels": result["n_labels"]}
+    scores = {"rho": result["rho"], "pvalue": result["pvalue"], "n_labels": result["n_labels"]}
+    if truth_key is not None:
+        rank_agreement(part, groupby, weight_key=truth_key, min_cells=min_cells)
+        scores["rho_truth"] = part.uns["indiseek_rank_agreement"]["rho"]
+    return scores
 
 
 def prepare_reference(mdata: MuData, *, seed: int = 0) -> tuple[str, str]:
@@ -63,6 +69,7 @@ def run_cite_seq(
     groupby: str = "cell_type",
     train_fraction: float = 0.5,
     min_cells: int = 5,
+    truth_key: str | None = None,
     **fit_kwargs,
 ) -> pd.DataFrame:
     r"""Rank agreement (:math:`\rho`) and clustering for each objective, :math:`\lambda` and seed, plus references.
@@ -85,13 +92,16 @@ def run_cite_seq(
         Share of cells that train the networks.
     min_cells
         Labels with fewer held-out cells are left out of :math:`\rho`.
+    truth_key
+        Optional numeric ``.obs`` column with the expected sign of :math:`\theta` per cell (known on simulated
+        data); the per-label means of :math:`\theta` are then also ranked against it (``rho_truth``).
     **fit_kwargs
         Passed to :func:`indiseek.tl.fit`.
 
     Returns
     -------
-    One row per run: ``objective``, ``lam``, ``seed``, ``rho``, ``pvalue``, ``n_labels``, ``seconds`` and
-    ``ari_<rep>``/``nmi_<rep>`` per representation.
+    One row per run: ``objective``, ``lam``, ``seed``, ``rho``, ``pvalue``, ``n_labels``, ``seconds``,
+    ``ari_<rep>``/``nmi_<rep>`` per representation, and ``rho_truth`` when ``truth_key`` is given.
 
     Examples
     --------
@@ -107,7 +117,7 @@ def run_cite_seq(
     rows = []
     for seed in seeds:
         train, held_out = _split(base.n_obs, train_fraction, seed)
-        raw = _rho(base, held_out, groupby, weight_key, ("X_raw_rna", "X_raw_prot"), min_cells)
+        raw = _rho(base, held_out, groupby, weight_key, ("X_raw_rna", "X_raw_prot"), min_cells, truth_key)
         rows.append({"objective": "raw", "lam": np.nan, "seed": seed, **raw, "seconds": 0.0})
     for objective, lam, seed in itertools.product(objectives, lams, seeds):
         train, held_out = _split(base.n_obs, train_fraction, seed)
@@ -126,7 +136,7 @@ def run_cite_seq(
             )
         row = {"objective": objective, "lam": lam, "seed": seed, "seconds": round(time.perf_counter() - start, 1)}
         if model.module.has_specific:
-            row.update(_rho(run, held_out, groupby, weight_key, None, min_cells))
+            row.update(_rho(run, held_out, groupby, weight_key, None, min_cells, truth_key))
         cluster_agreement(run, groupby, seed=seed)
         for rep, scores in run.uns["indiseek_cluster_agreement"].iterrows():
             short = rep.removeprefix("X_indiseek").strip("_") or "joint"
@@ -185,9 +195,12 @@ def to_markdown(summary: pd.DataFrame) -> str:
         sd = row.get(f"{key}_sd")
         return f"{row[key]:.3f}" + ("" if sd is None or pd.isna(sd) else f" ± {sd:.3f}")
 
-    lines = ["| objective | λ | ρ | ARI (joint) | NMI (joint) | s / fit |", "|---|---|---|---|---|---|"]
+    truth = "rho_truth" in summary
+    header = ["objective", "λ", "ρ", *(["ρ vs truth"] if truth else []), "ARI (joint)", "NMI (joint)", "s / fit"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in summary.iterrows():
         lam = "–" if pd.isna(row["lam"]) else f"{row['lam']:g}"
-        cells = [row["objective"], lam, cell(row, "rho"), cell(row, "ari_joint"), cell(row, "nmi_joint")]
+        keys = ["rho", *(["rho_truth"] if truth else []), "ari_joint", "nmi_joint"]
+        cells = [row["objective"], lam, *(cell(row, key) for key in keys)]
         lines.append("| " + " | ".join([*cells, f"{row['seconds']:.0f}"]) + " |")
     return "\n".join(lines)
