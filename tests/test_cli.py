@@ -1,5 +1,6 @@
 import mudata as md
 import pandas as pd
+import pytest
 
 import indiseek as isk
 from indiseek.cli import main
@@ -111,3 +112,13 @@ def test_benchmark_cite_seq_runs_on_the_built_in_data_without_a_file(tmp_path, m
     sign = data.obs.groupby("distinguished_by", observed=True)[seen["truth_key"]].agg(["min", "max"])
     assert sign.loc["rna"].tolist() == [1.0, 1.0] and sign.loc["prot"].tolist() == [-1.0, -1.0]
     assert sign.loc["shared"].tolist() == [0.0, 0.0]
+
+
+def test_expected_theta_sign_needs_the_simulated_truth():
+    from indiseek.benchmarks.cite_seq import add_expected_theta_sign
+
+    mdata = isk.datasets.simulated_cite(n_cells=200, n_genes=100, seed=0)
+    del mdata.obs["distinguished_by"]
+    with pytest.raises(KeyError, match="distinguished_by.*simulated_cite"):
+        add_expected_theta_sign(mdata)
+    assert "expected_theta_sign" not in mdata.obs

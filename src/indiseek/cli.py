@@ -9,8 +9,6 @@ import time
 import warnings
 from collections.abc import Sequence
 
-SIMULATED_TRUTH_KEY = "expected_theta_sign"
-
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -155,14 +153,12 @@ def _cite_seq_data(args: argparse.Namespace):
     """The file named by ``--data`` (no truth), or the built-in simulated data (seed 0) and its truth column."""
     if args.data is not None:
         return args.data, None
+    from indiseek.benchmarks.cite_seq import add_expected_theta_sign
     from indiseek.datasets import simulated_cite
 
     print(f"Simulating {args.n_cells} CITE-seq cells (seed 0) ...")
     mdata = simulated_cite(n_cells=args.n_cells, seed=0)
-    # The sign theta should have: + where only RNA-specific factors split a type, - where only protein-specific do.
-    sign = {"rna": 1.0, "prot": -1.0, "shared": 0.0}
-    mdata.obs[SIMULATED_TRUTH_KEY] = mdata.obs["distinguished_by"].map(sign).astype(float)
-    return mdata, SIMULATED_TRUTH_KEY
+    return mdata, add_expected_theta_sign(mdata)
 
 
 def _benchmark_cite_seq(args: argparse.Namespace) -> int:
