@@ -69,9 +69,10 @@ def test_cli_fit_input_file(tmp_path):
 def test_benchmark_synthetic_writes_runs_summary_and_figure(tmp_path, capsys):
     out = tmp_path / "study"
     argv = ["benchmark", "synthetic", "--settings", "2", "--objectives", "indiseek", "infodisen", "--lams", "0.1"]
-    assert main([*argv, "--seeds", "0", "--epochs", "1", "--n-train", "512", "-o", str(out)]) == 0
+    assert main([*argv, "--seeds", "0", "--epochs", "1", "--lr", "5e-4", "--n-train", "512", "-o", str(out)]) == 0
     runs = pd.read_csv(out / "runs.csv")
     assert list(runs["objective"]) == ["indiseek", "infodisen"] and (runs["setting"] == 2).all()
+    assert (runs["lr"] == 5e-4).all() and (runs["max_epochs"] == 1).all()
     assert (out / "importance.png").stat().st_size > 0
     summary = (out / "summary.md").read_text()
     assert summary.count("\n") == 4 and "| 2 | infodisen | 0.1 |" in summary

@@ -53,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     synthetic.add_argument("--estimator-layers", type=int, default=2, help="layers of the estimator's networks")
     synthetic.add_argument("--no-standardize", action="store_true", help="do not batch-normalise Z")
     synthetic.add_argument("--epochs", type=int, default=20, help="training epochs per run (default: 20)")
+    synthetic.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 0.001)")
     synthetic.add_argument("--n-train", type=int, default=10_000, help="training samples (default: 10,000)")
     synthetic.add_argument("--jobs", type=int, default=1, help="runs in parallel (default: 1)")
     synthetic.add_argument("-o", "--out", default="synthetic_study", help="output folder")
@@ -238,6 +239,7 @@ def _benchmark_synthetic(args: argparse.Namespace) -> int:
             n_estimator_layers=args.estimator_layers,
             standardize_specific=not args.no_standardize,
             max_epochs=args.epochs,
+            lr=args.lr,
             n_train=args.n_train,
             jobs=args.jobs,
         ),
