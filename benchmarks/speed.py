@@ -40,7 +40,14 @@ class EpochTimer(pl.Callback):
         self._start = time.perf_counter()
 
     def on_train_epoch_end(self, trainer, module):
+        _synchronize(module.device)
         self.times.append(time.perf_counter() - self._start)
+
+
+def _synchronize(device: torch.device) -> None:
+    """Wait for the device's queued kernels, so that wall-clock times cover them."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _adam(params):
@@ -50,7 +57,7 @@ def _adam(params):
 def floor_epochs(module, x1, x2, epochs: int, batch_size: int = 128, n_estimator_steps: int = 5) -> dict:
     """Seconds of each epoch of each stage in a bare PyTorch loop over in-memory tensors."""
     torch.manual_seed(0)
-    n = x1.shape[0]
+    n, device = x1.shape[0], x1.device
     module.set_input_scale(x1, x2)
     module.train()
     out = {}
@@ -58,11 +65,12 @@ def floor_epochs(module, x1, x2, epochs: int, batch_size: int = 128, n_estimator
     times = []
     for _ in range(epochs):
         start = time.perf_counter()
-        for idx in torch.randperm(n).split(batch_size):
+        for idx in torch.randperm(n, device=device).split(batch_size):
             loss = module.shared_loss(x1[idx], x2[idx])
             shared_opt.zero_grad()
             loss.backward()
             shared_opt.step()
+        _synchronize(device)
         times.append(time.perf_counter() - start)
     out["shared"] = times
     with torch.no_grad():
@@ -74,30 +82,33 @@ def floor_epochs(module, x1, x2, epochs: int, batch_size: int = 128, n_estimator
     times = []
     for _ in range(epochs):
         start = time.perf_counter()
-        for idx in torch.randperm(n).split(batch_size):
-            extra = torch.randint(n, (n_estimator_steps, len(idx)))
+        for idx in torch.randperm(n, device=device).split(batch_size):
+            extra = torch.randint(n, (n_estimator_steps, len(idx)), device=device)
             fresh = [{k: v[extra[j]] for k, v in tensors.items()} for j in range(n_estimator_steps)]
             module.update_estimators(fresh, est_opt)
             loss = module.specific_loss(x1[idx], x2[idx], c1[idx], c2[idx])["loss"]
             main_opt.zero_grad()
             loss.backward()
             main_opt.step()
+        _synchronize(device)
         times.append(time.perf_counter() - start)
     out["specific"] = times
     return out
 
 
-def model_epochs(model: isk.IndiSeek, epochs: int) -> dict:
+def model_epochs(model: isk.IndiSeek, epochs: int, accelerator: str) -> dict:
     """Seconds of each epoch of each stage through `IndiSeek.train`."""
     out = {}
     for stage, (e1, e2) in (("shared", (epochs, 0)), ("specific", (0, epochs))):
         timer = EpochTimer()
-        model.train(e1, e2, validation_size=0, seed=0, enable_progress_bar=False, callbacks=[timer])
+        model.train(
+            e1, e2, validation_size=0, seed=0, accelerator=accelerator, enable_progress_bar=False, callbacks=[timer]
+        )
         out[stage] = timer.times
     return out
 
 
-def totalvi_epochs(mdata, modalities, epochs: int) -> float:
+def totalvi_epochs(mdata, modalities, epochs: int, accelerator: str) -> float:
     """Median seconds per epoch of TOTALVI with its defaults (dense protein counts, as its prior needs)."""
     rna = mdata.mod[modalities[0]].copy()
     prot = mdata.mod[modalities[1]].copy()
@@ -106,7 +117,7 @@ def totalvi_epochs(mdata, modalities, epochs: int) -> float:
     scvi.model.TOTALVI.setup_mudata(data, modalities={"rna_layer": "rna", "protein_layer": "prot"})
     model = scvi.model.TOTALVI(data)
     timer = EpochTimer()
-    model.train(max_epochs=epochs, enable_progress_bar=False, callbacks=[timer])
+    model.train(max_epochs=epochs, accelerator=accelerator, enable_progress_bar=False, callbacks=[timer])
     return statistics.median(timer.times)
 
 
@@ -117,6 +128,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="epochs per stage and for TOTALVI (default: 3)")
     parser.add_argument("--repeats", type=int, default=3, help="alternations of (a) and (b) (default: 3)")
     parser.add_argument("--skip-totalvi", action="store_true")
+    parser.add_argument(
+        "--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda (default: cuda if found)"
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
@@ -137,26 +151,29 @@ def main() -> None:
         mdata, modalities={"x1": modalities[0], "x2": modalities[1]}, x1_obsm_key="X_pca", x2_layer="clr"
     )
     model = isk.IndiSeek(mdata)
-    x1, x2 = model._training_tensors()
-    module = isk.model.IndiSeekModule(x1.shape[1], x2.shape[1])
+    device = torch.device(args.device)
+    accelerator = "gpu" if device.type == "cuda" else "cpu"
+    x1, x2 = (x.to(device) for x in model._training_tensors())
+    module = isk.model.IndiSeekModule(x1.shape[1], x2.shape[1]).to(device)
     model_times = {"shared": [], "specific": []}
     floor_times = {"shared": [], "specific": []}
     for _ in range(args.repeats):  # alternate, so that drifts of the machine's speed affect both alike
         for times, new in (
-            (model_times, model_epochs(model, args.epochs)),
+            (model_times, model_epochs(model, args.epochs, accelerator)),
             (floor_times, floor_epochs(module, x1, x2, args.epochs)),
         ):
             for stage in times:
                 times[stage] += new[stage]
     model_times = {k: statistics.median(v) for k, v in model_times.items()}
     floor_times = {k: statistics.median(v) for k, v in floor_times.items()}
-    totalvi = None if args.skip_totalvi else totalvi_epochs(mdata, modalities, args.epochs)
+    totalvi = None if args.skip_totalvi else totalvi_epochs(mdata, modalities, args.epochs, accelerator)
 
     print(
         f"data: {name}, {mdata.n_obs} cells, RNA {x1.shape[1]} PCs, {x2.shape[1]} proteins; median of "
         f"{args.repeats} x {args.epochs} epochs per stage"
     )
-    print(f"machine: {platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}")
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    print(f"device: {where}, torch {torch.__version__}, threads {torch.get_num_threads()}")
     print("| step | (a) model.train (s/epoch) | (b) plain PyTorch (s/epoch) | a / b |")
     print("|---|---|---|---|")
     for stage in ("shared", "specific"):

@@ -87,7 +87,7 @@ def test_save_load_reproduces_embeddings(trained, tmp_path):
     loaded = isk.IndiSeek.load(str(tmp_path / "model"), adata=mdata)
     for kind, value in before.items():
         np.testing.assert_array_equal(loaded.get_latent_representation(modality="rna", kind=kind), value)
-    np.testing.assert_array_equal(loaded.module.input_scale.numpy(), model.module.input_scale.numpy())
+    np.testing.assert_array_equal(loaded.module.input_scale.cpu().numpy(), model.module.input_scale.cpu().numpy())
     assert loaded.trained_stages_ == ["shared", "specific"]
 
 
