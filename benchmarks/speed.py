@@ -4,12 +4,14 @@ Usage::
 
     python benchmarks/speed.py --epochs 3                                   # simulated, 15,000 training cells
     python benchmarks/speed.py --data ../shared/data/pbmc10k_cite_1000hvg.h5mu --epochs 3
+    python benchmarks/speed.py --epochs 3 --device cpu                      # a GPU machine's CPU (default: cuda)
 
 All three run in one process on the same cells, one after the other. (a) times each stage's epochs through
 `IndiSeek.train` (Lightning, scvi-tools' runner; no validation split); (b) runs the same module, optimisers, batch
 size and stage-2 schedule (five estimator steps on fresh batches per encoder step) in a bare loop over tensors in
 memory: the floor; (c) trains TOTALVI with its defaults on the raw counts of the same cells. (a) and (b) alternate
 `--repeats` times, `--epochs` epochs per stage each time; the per-epoch time is the median over all their epochs.
+All three run on `--device`; on a GPU each epoch's clock stops after the queued kernels finish.
 """
 
 from __future__ import annotations
