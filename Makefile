@@ -34,6 +34,7 @@ $(VENV)/.docs-installed: $(VENV)/.installed
 docs: $(VENV)/.docs-installed
 	MPLBACKEND=agg $(BIN)/sphinx-build -W --keep-going -b html -q docs docs/_build/html
 
-## tutorials: re-execute the tutorial notebooks in place (needs ../shared/data for the bone-marrow one)
+## tutorials: re-execute the tutorial notebooks in place (needs ../shared/data for the bone-marrow one); MPLBACKEND
+## is unset so that the kernel draws inline and the figures are saved with the outputs
 tutorials: $(VENV)/.docs-installed
-	cd tutorials && for nb in *.ipynb; do MPLBACKEND=agg ../$(BIN)/jupyter nbconvert --to notebook --execute --inplace $$nb || exit 1; done
+	cd tutorials && for nb in *.ipynb; do env -u MPLBACKEND ../$(BIN)/jupyter nbconvert --to notebook --execute --inplace $$nb || exit 1; done
