@@ -232,8 +232,8 @@ def test_non_finite_loss_names_stage_and_term(monkeypatch):
     monkeypatch.setattr(model.module, "specific_loss", poisoned)
     with pytest.raises(NonFiniteLossError, match="Stage 'specific': the loss term\\(s\\) \\['club_prot'\\]"):
         model.train(0, 2, **QUIET)
-    # no step was taken with the non-finite loss: the weights are those before it (compared on the CPU: on a GPU,
-    # Lightning's teardown after the error moves the module there)
+    # no step was taken with the non-finite loss: the weights are those before it (compared on the CPU, because after
+    # the error Lightning's teardown moves a module trained on a GPU to the CPU)
     for key, value in model.module.state_dict().items():  # parameters and batch-norm statistics alike
         torch.testing.assert_close(value.cpu(), weights[key], msg=key)
 
