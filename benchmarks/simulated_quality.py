@@ -14,6 +14,7 @@ Usage::
     python benchmarks/simulated_quality.py --n-cells 2000 --seeds 0 1 2 --lam 1000 --n-layers 2
     python benchmarks/simulated_quality.py --n-cells 2000 --seeds 0 --long-schedule   # the paper's 2,000 epochs
     python benchmarks/simulated_quality.py --n-cells 2000 --seeds 0 1 2 --n-train 300   # a small sample's size
+    python benchmarks/simulated_quality.py --n-cells 2000 --seeds 0 1 2 --dropout 0.2   # dropout in the encoders
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ def held_out_r2(x: np.ndarray, y: np.ndarray) -> float:
     return RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(x[:n], y[:n]).score(x[n:], y[n:])
 
 
-def evaluate(n_cells: int, seed: int, lam: float, n_layers: int = 5, n_train: int | None = None, **schedule) -> dict:
+def evaluate(
+    n_cells: int, seed: int, lam: float, n_layers: int = 5, n_train: int | None = None, dropout: float = 0.0, **schedule
+) -> dict:
     mdata = isk.datasets.simulated_cite(n_cells=n_cells, seed=seed)
     isk.pp.prepare(mdata)
     held_out = np.sort(np.random.default_rng(seed).permutation(n_cells)[: n_cells // 5])
@@ -50,7 +53,14 @@ def evaluate(n_cells: int, seed: int, lam: float, n_layers: int = 5, n_train: in
         train = np.sort(np.random.default_rng(seed + 1).choice(train, n_train, replace=False))
     start = time.perf_counter()
     model = isk.tl.fit(
-        mdata, lam=lam, n_layers=n_layers, train_indices=train, seed=seed, enable_progress_bar=False, **schedule
+        mdata,
+        lam=lam,
+        n_layers=n_layers,
+        dropout=dropout,
+        train_indices=train,
+        seed=seed,
+        enable_progress_bar=False,
+        **schedule,
     )
     seconds = time.perf_counter() - start
     rep = {
@@ -84,6 +94,7 @@ def main() -> None:
     parser.add_argument(
         "--n-train", type=int, default=None, help="train on this many of the cells not held out (default: all of them)"
     )
+    parser.add_argument("--dropout", type=float, default=0.0, help="dropout rate in the encoders (default: 0)")
     parser.add_argument("--long-schedule", action="store_true", help="2,000 epochs per stage at lr 1e-4 (the paper)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -91,11 +102,15 @@ def main() -> None:
     scvi.settings.verbosity = logging.WARNING
 
     schedule = LONG_SCHEDULE if args.long_schedule else {}
-    results = [evaluate(args.n_cells, seed, args.lam, args.n_layers, args.n_train, **schedule) for seed in args.seeds]
+    results = [
+        evaluate(args.n_cells, seed, args.lam, args.n_layers, args.n_train, args.dropout, **schedule)
+        for seed in args.seeds
+    ]
     n = results[0]["n_held_out"]
     print(
-        f"n_cells={args.n_cells}, lam={args.lam}, n_layers={args.n_layers}, seeds={args.seeds}, "
-        f"schedule={schedule or 'default'}, {results[0]['n_train']} training cells, {n} held-out cells\n"
+        f"n_cells={args.n_cells}, lam={args.lam}, n_layers={args.n_layers}, dropout={args.dropout}, "
+        f"seeds={args.seeds}, schedule={schedule or 'default'}, {results[0]['n_train']} training cells, "
+        f"{n} held-out cells\n"
     )
     print("| seed | train time (s) | epochs (stage 1 / 2) | top-1 match | median rank |")
     print("|---|---|---|---|---|")

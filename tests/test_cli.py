@@ -57,12 +57,15 @@ def test_cli_fit_input_file(tmp_path):
             "1",
             "--lam",
             "0.5",
+            "--dropout",
+            "0.1",
             "--quiet",
         ]
     )
     assert status == 0
     mdata = md.read_h5mu(tmp_path / "out.h5mu")
     assert mdata.uns["indiseek"]["params"]["lam"] == 0.5
+    assert mdata.uns["indiseek"]["params"]["dropout"] == 0.1
     assert mdata.obsm["X_indiseek_specific_rna"].shape == (150, 50)
 
 
@@ -90,8 +93,8 @@ def test_benchmark_cite_seq_passes_the_network_size_to_every_fit(tmp_path, monke
 
     monkeypatch.setattr(study, "run_cite_seq", fake_run)
     argv = ["benchmark", "cite-seq", "--data", "x.h5mu", "--lams", "1", "--n-layers", "2", "--n-specific", "10"]
-    assert main([*argv, "-o", str(tmp_path)]) == 0
-    assert seen["n_layers"] == 2 and seen["n_specific"] == 10 and seen["lams"] == [1.0]
+    assert main([*argv, "--dropout", "0.2", "-o", str(tmp_path)]) == 0
+    assert seen["n_layers"] == 2 and seen["n_specific"] == 10 and seen["lams"] == [1.0] and seen["dropout"] == 0.2
     assert "| indiseek | 1 | 0.500 |" in (tmp_path / "summary.md").read_text()
 
 

@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -129,6 +131,33 @@ def test_errors_before_training_and_for_bad_arguments(tiny):
         isk.IndiSeek.setup_mudata(tiny, modalities={"x1": "rna", "x2": "prot"}, x1_obsm_key="X_umap")
     with pytest.raises(KeyError, match="'gex'"):
         isk.IndiSeek.setup_mudata(tiny, modalities={"x1": "gex", "x2": "prot"})
+
+
+def _n_dropout(nets) -> list[int]:
+    return [sum(isinstance(m, torch.nn.Dropout) and m.p == 0.5 for m in net.modules()) for net in nets]
+
+
+def test_dropout_in_encoders_only_and_embeddings_are_deterministic(tiny, tmp_path):
+    model = isk.tl.fit(
+        tiny, n_hidden=16, n_layers=3, dropout=0.5, max_epochs_shared=2, max_epochs_specific=2, seed=0, **QUIET
+    )
+    module = model.module
+    # two hidden layers per 3-layer encoder; none in the decoders or CLUB estimators
+    assert _n_dropout(module.shared_encoders) == _n_dropout(module.specific_encoders) == [2, 2]
+    assert _n_dropout(module.decoders) == _n_dropout(module.estimators) == [0, 0]
+    assert tiny.uns["indiseek"]["params"]["dropout"] == 0.5
+    first = model.get_latent_representation(modality="rna", kind="specific")
+    np.testing.assert_array_equal(model.get_latent_representation(modality="rna", kind="specific"), first)
+    x = torch.as_tensor(tiny["rna"].obsm["X_pca"], dtype=torch.float32)
+    training = copy.deepcopy(module).train()  # a copy: training mode also updates batch-norm statistics
+    with torch.no_grad():
+        assert not torch.allclose(training.specific(x, 0), training.specific(x, 0))
+    model.save(tmp_path / "model", save_anndata=False)
+    loaded = isk.IndiSeek.load(str(tmp_path / "model"), adata=tiny)
+    assert _n_dropout(loaded.module.specific_encoders) == [2, 2]
+    np.testing.assert_array_equal(loaded.get_latent_representation(modality="rna", kind="specific"), first)
+    with pytest.raises(ValueError, match="dropout"):
+        isk.IndiSeek(tiny, dropout=1.0)
 
 
 def test_second_stage_can_be_retrained_alone(tiny):

@@ -24,6 +24,30 @@ def test_mlp_rejects_bad_sizes(n_layers):
         MLP(3, 3, n_layers=n_layers)
 
 
+def test_mlp_dropout_acts_only_in_training():
+    torch.manual_seed(0)
+    plain, dropped = MLP(6, 4, n_hidden=32, n_layers=3), MLP(6, 4, n_hidden=32, n_layers=3, dropout=0.5)
+    assert [m.p for m in dropped if isinstance(m, torch.nn.Dropout)] == [0.5, 0.5]
+    assert not any(isinstance(m, torch.nn.Dropout) for m in plain)
+    # same linear maps: copy the plain network's weights in order
+    linears = [m for m in dropped if isinstance(m, torch.nn.Linear)]
+    for target, source in zip(linears, [m for m in plain if isinstance(m, torch.nn.Linear)], strict=True):
+        target.load_state_dict(source.state_dict())
+    x = torch.randn(64, 6)
+    dropped.eval()
+    torch.testing.assert_close(dropped(x), plain(x))
+    dropped.train()
+    first, second = dropped(x), dropped(x)
+    assert not torch.allclose(first, second)
+    assert not torch.allclose(first, plain(x))
+
+
+@pytest.mark.parametrize("dropout", [-0.1, 1.0, float("nan"), True, "0.2"])
+def test_mlp_rejects_bad_dropout(dropout):
+    with pytest.raises(ValueError, match="dropout"):
+        MLP(3, 3, dropout=dropout)
+
+
 def test_club_bound_matches_all_pairs_definition():
     torch.manual_seed(0)
     club = GaussianCLUB(3, 4, n_hidden=8, n_layers=2)

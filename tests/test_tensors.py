@@ -85,6 +85,22 @@ def test_sequence_encoder_ignores_padding_and_its_position():
         encoder(torch.zeros(2, 15))
 
 
+def test_transformer_encoder_takes_the_module_dropout_in_training_only():
+    torch.manual_seed(0)
+    module = IndiSeekModule(
+        15, 2, n_hidden=8, n_layers=2, encoder="transformer", sequence_shapes=((5, 3), None), dropout=0.3
+    )
+    layers = module.shared_encoders[0].transformer.layers
+    assert [layer.dropout.p for layer in layers] == [0.3, 0.3]
+    x, lengths = _sequences(n=8)
+    packed = _packed(x, lengths, "end")
+    module.set_input_scale(packed, torch.ones(8, 2))
+    module.train()
+    assert not torch.allclose(module.specific(packed, 0), module.specific(packed, 0))
+    module.eval()
+    torch.testing.assert_close(module.shared(packed, 0), module.shared(packed, 0))
+
+
 def test_reconstruction_term_counts_valid_steps_only():
     torch.manual_seed(0)
     module = IndiSeekModule(15, 2, n_hidden=8, n_layers=2, encoder="transformer", sequence_shapes=((5, 3), None))

@@ -27,6 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--modalities", nargs=2, metavar=("RNA", "PROT"), help="names of the two modalities")
     fit.add_argument("--lam", type=float, default=10.0, help="reconstruction weight lambda (default: 10)")
     fit.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    fit.add_argument("--dropout", type=float, default=0.0, help="dropout rate in the encoders (default: 0)")
     fit.add_argument("--max-epochs-shared", type=int, default=None, help="epoch cap of stage 1 (CLIP)")
     fit.add_argument("--max-epochs-specific", type=int, default=None, help="epoch cap of stage 2")
     fit.add_argument("--n-cells", type=int, default=5000, help="cells to simulate without INPUT (default: 5000)")
@@ -81,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     cite.add_argument("--train-fraction", type=float, default=0.5, help="share of cells that train (default: 0.5)")
     cite.add_argument("--n-layers", type=int, default=5, help="layers per encoder and decoder (default: 5)")
     cite.add_argument("--n-specific", type=int, default=50, help="dimension of each specific block (default: 50)")
+    cite.add_argument("--dropout", type=float, default=0.0, help="dropout rate in the encoders (default: 0)")
     cite.add_argument("-o", "--out", default="cite_seq_study", help="output folder")
 
     tensors = studies.add_parser(
@@ -178,6 +180,7 @@ def _benchmark_cite_seq(args: argparse.Namespace) -> int:
             train_fraction=args.train_fraction,
             n_layers=args.n_layers,
             n_specific=args.n_specific,
+            dropout=args.dropout,
             truth_key=truth_key,
         ),
     )
@@ -263,6 +266,7 @@ def _fit(args: argparse.Namespace) -> int:
         mdata,
         modalities=args.modalities,
         lam=args.lam,
+        dropout=args.dropout,
         seed=args.seed,
         n_comps=args.n_comps,
         max_epochs_shared=args.max_epochs_shared,

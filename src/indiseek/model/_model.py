@@ -85,6 +85,12 @@ class IndiSeek(BaseModelClass):
         in Cheng et al., 2020) matters: the estimator is refitted on the same training cells all along, and a
         5-layer estimator memorises their ``c -> z`` pairs (on the simulated data its CLUB value ended at 82 on
         training cells against -0.5 on validation cells), so the encoder spends its steps chasing noise.
+    dropout
+        Dropout rate in the hidden layers of the shared and specific encoders while they train (0: the paper's
+        networks, no dropout). It regularises the encoders on real samples: at the default ``lam``, ``dropout=0.2``
+        raised the joint k-means ARI from 0.24 to 0.40 on the 600-cell bone-marrow file (seven seeds) and from 0.37
+        to 0.76 on the 6,661-cell PBMC file (three seeds), and θ's rank agreement with the WNN weights with it
+        (see the benchmarks page).
     lam
         :math:`\lambda`, the weight of the reconstruction term (paper eq. 2).
     objective
@@ -127,6 +133,7 @@ class IndiSeek(BaseModelClass):
         n_hidden: int = 50,
         n_layers: int = 5,
         n_estimator_layers: int = 2,
+        dropout: float = 0.0,
         lam: float = 10.0,
         objective: Literal["indiseek", "indiseek_noswitch", "factorcl", "infodisen", "clip"] = "indiseek",
         estimator: Literal["mlp", "moments"] = "mlp",
@@ -160,6 +167,7 @@ class IndiSeek(BaseModelClass):
             n_hidden=n_hidden,
             n_layers=n_layers,
             n_estimator_layers=n_estimator_layers,
+            dropout=dropout,
             lam=lam,
             objective=objective,
             estimator=estimator,
@@ -171,7 +179,7 @@ class IndiSeek(BaseModelClass):
         self._model_summary_string = (
             f"IndiSeek model ({objective}): modalities {self.modality_names[0]!r} ({n_inputs[0]} features) and "
             f"{self.modality_names[1]!r} ({n_inputs[1]} features); n_shared={n_shared}, n_specific={n_specific}, "
-            f"n_hidden={n_hidden}, n_layers={n_layers}, lam={lam}."
+            f"n_hidden={n_hidden}, n_layers={n_layers}, dropout={dropout}, lam={lam}."
         )
         self.trained_stages_: list[str] = []
         self.input_features_ = self._input_features(mdata)

@@ -18,6 +18,7 @@ from indiseek.nn import (
     orthogonality,
     symmetric_info_nce,
 )
+from indiseek.nn._mlp import check_dropout
 
 #: CLIP's initial inverse temperature (1 / 0.07) and the cap on it (100), as in Radford et al. (2021).
 _INIT_LOGIT_SCALE = float(torch.log(torch.tensor(1 / 0.07)))
@@ -66,6 +67,10 @@ class IndiSeekModule(BaseModuleClass):
         Number of linear layers of every encoder and decoder.
     n_estimator_layers
         Number of linear layers of the CLUB mean and log-variance networks (see :class:`~indiseek.IndiSeek`).
+    dropout
+        Dropout rate in the hidden layers of the shared and specific encoders (not of the decoders, critics or
+        estimators), active only while that encoder trains: the shared features that stage 2 holds fixed are
+        computed without it.
     lam
         :math:`\lambda`, the weight of the reconstruction term.
     objective
@@ -109,6 +114,7 @@ class IndiSeekModule(BaseModuleClass):
         n_hidden: int = 50,
         n_layers: int = 5,
         n_estimator_layers: int = 2,
+        dropout: float = 0.0,
         lam: float = 10.0,
         objective: str = "indiseek",
         estimator: str = "mlp",
@@ -130,6 +136,8 @@ class IndiSeekModule(BaseModuleClass):
         if estimator not in ESTIMATORS:
             raise ValueError(f"Unknown estimator {estimator!r}; choose one of {ESTIMATORS}.")
         self.objective = objective
+        check_dropout(dropout)
+        self.dropout = float(dropout)
         self.estimator_kind = estimator
         self.terms = OBJECTIVE_TERMS.get(objective)
         self.lam = float(lam)
@@ -176,10 +184,10 @@ class IndiSeekModule(BaseModuleClass):
         """Encoder of modality ``i``: an MLP, or for a sequence modality the chosen sequence encoder."""
         shape = self.sequence_shapes[i]
         if shape is None:
-            return MLP(self.n_inputs[i], n_output, n_hidden=n_hidden, n_layers=n_layers)
+            return MLP(self.n_inputs[i], n_output, n_hidden=n_hidden, n_layers=n_layers, dropout=self.dropout)
         if self.encoder_kind == "transformer":
-            return SequenceEncoder(*shape, n_output)
-        return MLP(self.n_inputs[i] + shape[0], n_output, n_hidden=n_hidden, n_layers=n_layers)
+            return SequenceEncoder(*shape, n_output, dropout=self.dropout)
+        return MLP(self.n_inputs[i] + shape[0], n_output, n_hidden=n_hidden, n_layers=n_layers, dropout=self.dropout)
 
     # ----------------------------------------------------------------------------------------- parameters
     def shared_parameters(self) -> Iterator[nn.Parameter]:

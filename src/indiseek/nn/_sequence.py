@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ._mlp import check_dropout
+
 
 def step_mask(x: torch.Tensor, n_steps: int, n_features: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Split a packed sequence batch into values ``(B, T, d)`` and the boolean mask of valid steps ``(B, T)``.
@@ -25,9 +27,9 @@ class SequenceEncoder(nn.Module):
 
     Each time step's features are projected to ``d_model`` and a learned position embedding is added; positions
     count valid steps only, so a sequence means the same whether it is padded at the start or at the end. The
-    encoder layers (pre-norm, no dropout) attend only between valid steps (a key-padding mask), and the output is
-    the mean of the valid steps' final states (masked mean pooling), mapped linearly to ``n_output``. The defaults
-    are the IndiSeek paper's MultiBench encoder: 2 layers, 2 heads, width 128.
+    encoder layers (pre-norm; dropout only if ``dropout`` is set) attend only between valid steps (a key-padding
+    mask), and the output is the mean of the valid steps' final states (masked mean pooling), mapped linearly to
+    ``n_output``. The defaults are the IndiSeek paper's MultiBench encoder: 2 layers, 2 heads, width 128.
 
     Parameters
     ----------
@@ -45,6 +47,8 @@ class SequenceEncoder(nn.Module):
         Transformer encoder layers.
     dim_feedforward
         Width of each layer's feed-forward network (``None``: ``2 * d_model``).
+    dropout
+        Dropout rate inside the encoder layers (active only in training mode).
 
     Examples
     --------
@@ -66,8 +70,10 @@ class SequenceEncoder(nn.Module):
         n_heads: int = 2,
         n_layers: int = 2,
         dim_feedforward: int | None = None,
+        dropout: float = 0.0,
     ):
         super().__init__()
+        check_dropout(dropout)
         if d_model % n_heads:
             raise ValueError(f"`d_model` ({d_model}) must be divisible by `n_heads` ({n_heads}).")
         self.n_steps, self.n_features = int(n_steps), int(n_features)
@@ -77,7 +83,7 @@ class SequenceEncoder(nn.Module):
             d_model,
             n_heads,
             dim_feedforward=dim_feedforward or 2 * d_model,
-            dropout=0.0,
+            dropout=dropout,
             batch_first=True,
             norm_first=True,
         )

@@ -46,6 +46,7 @@ def fit(
     n_hidden: int = 50,
     n_layers: int = 5,
     n_estimator_layers: int = 2,
+    dropout: float = 0.0,
     max_epochs_shared: int | None = None,
     max_epochs_specific: int | None = None,
     train_indices: np.ndarray | None = None,
@@ -83,6 +84,9 @@ def fit(
         Encoder of sequence modalities (from :func:`indiseek.data.from_arrays`): ``"mlp"`` or ``"transformer"``.
     n_shared, n_specific, n_hidden, n_layers, n_estimator_layers
         Network sizes (see :class:`~indiseek.IndiSeek`).
+    dropout
+        Dropout rate in the encoders' hidden layers while they train (0: the paper's networks). ``0.2`` clustered
+        cell types markedly better on both real CITE-seq files of the benchmarks (see :class:`~indiseek.IndiSeek`).
     max_epochs_shared, max_epochs_specific
         Epoch caps of the two stages (``None``: the model's default).
     train_indices
@@ -164,6 +168,7 @@ def fit(
         "n_hidden": n_hidden,
         "n_layers": n_layers,
         "n_estimator_layers": n_estimator_layers,
+        "dropout": dropout,
     }
     model = IndiSeek(mdata, **params)
     model.train(max_epochs_shared, max_epochs_specific, train_indices=train_indices, seed=seed, **train_kwargs)
