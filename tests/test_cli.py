@@ -93,8 +93,9 @@ def test_benchmark_cite_seq_passes_the_network_size_to_every_fit(tmp_path, monke
 
     monkeypatch.setattr(study, "run_cite_seq", fake_run)
     argv = ["benchmark", "cite-seq", "--data", "x.h5mu", "--lams", "1", "--n-layers", "2", "--n-specific", "10"]
-    assert main([*argv, "--dropout", "0.2", "-o", str(tmp_path)]) == 0
-    assert seen["n_layers"] == 2 and seen["n_specific"] == 10 and seen["lams"] == [1.0] and seen["dropout"] == 0.2
+    assert main([*argv, "--dropout", "0.2", "--n-hidden", "64", "-o", str(tmp_path)]) == 0
+    assert seen["n_layers"] == 2 and seen["n_specific"] == 10 and seen["n_hidden"] == 64 and seen["lams"] == [1.0]
+    assert seen["dropout"] == 0.2
     assert "| indiseek | 1 | 0.500 |" in (tmp_path / "summary.md").read_text()
 
 

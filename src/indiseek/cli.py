@@ -82,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     cite.add_argument("--train-fraction", type=float, default=0.5, help="share of cells that train (default: 0.5)")
     cite.add_argument("--n-layers", type=int, default=5, help="layers per encoder and decoder (default: 5)")
     cite.add_argument("--n-specific", type=int, default=50, help="dimension of each specific block (default: 50)")
+    cite.add_argument("--n-hidden", type=int, default=50, help="width of the hidden layers (default: 50)")
     cite.add_argument("--dropout", type=float, default=0.0, help="dropout rate in the encoders (default: 0)")
     cite.add_argument("-o", "--out", default="cite_seq_study", help="output folder")
 
@@ -180,6 +181,7 @@ def _benchmark_cite_seq(args: argparse.Namespace) -> int:
             train_fraction=args.train_fraction,
             n_layers=args.n_layers,
             n_specific=args.n_specific,
+            n_hidden=args.n_hidden,
             dropout=args.dropout,
             truth_key=truth_key,
         ),
