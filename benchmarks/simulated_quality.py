@@ -103,7 +103,9 @@ def main() -> None:
 
     schedule = LONG_SCHEDULE if args.long_schedule else {}
     results = [
-        evaluate(args.n_cells, seed, args.lam, args.n_layers, args.n_train, args.dropout, **schedule)
+        evaluate(
+            args.n_cells, seed, args.lam, n_layers=args.n_layers, n_train=args.n_train, dropout=args.dropout, **schedule
+        )
         for seed in args.seeds
     ]
     n = results[0]["n_held_out"]

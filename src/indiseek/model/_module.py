@@ -18,7 +18,6 @@ from indiseek.nn import (
     orthogonality,
     symmetric_info_nce,
 )
-from indiseek.nn._mlp import check_dropout
 
 #: CLIP's initial inverse temperature (1 / 0.07) and the cap on it (100), as in Radford et al. (2021).
 _INIT_LOGIT_SCALE = float(torch.log(torch.tensor(1 / 0.07)))
@@ -136,8 +135,7 @@ class IndiSeekModule(BaseModuleClass):
         if estimator not in ESTIMATORS:
             raise ValueError(f"Unknown estimator {estimator!r}; choose one of {ESTIMATORS}.")
         self.objective = objective
-        check_dropout(dropout)
-        self.dropout = float(dropout)
+        self.dropout = dropout  # validated by the encoders that take it
         self.estimator_kind = estimator
         self.terms = OBJECTIVE_TERMS.get(objective)
         self.lam = float(lam)
