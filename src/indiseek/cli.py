@@ -28,6 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--lam", type=float, default=10.0, help="reconstruction weight lambda (default: 10)")
     fit.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     fit.add_argument("--dropout", type=float, default=0.0, help="dropout rate in the encoders (default: 0)")
+    fit.add_argument("--n-layers", type=int, default=5, help="layers per encoder and decoder (default: 5)")
+    fit.add_argument("--n-hidden", type=int, default=50, help="width of the hidden layers (default: 50)")
     fit.add_argument("--max-epochs-shared", type=int, default=None, help="epoch cap of stage 1 (CLIP)")
     fit.add_argument("--max-epochs-specific", type=int, default=None, help="epoch cap of stage 2")
     fit.add_argument("--n-cells", type=int, default=5000, help="cells to simulate without INPUT (default: 5000)")
@@ -269,6 +271,8 @@ def _fit(args: argparse.Namespace) -> int:
         modalities=args.modalities,
         lam=args.lam,
         dropout=args.dropout,
+        n_layers=args.n_layers,
+        n_hidden=args.n_hidden,
         seed=args.seed,
         n_comps=args.n_comps,
         max_epochs_shared=args.max_epochs_shared,
