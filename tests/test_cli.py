@@ -68,8 +68,8 @@ def test_cli_fit_input_file(tmp_path):
     )
     assert status == 0
     mdata = md.read_h5mu(tmp_path / "out.h5mu")
-    assert mdata.uns["indiseek"]["params"]["lam"] == 0.5
     params = mdata.uns["indiseek"]["params"]
+    assert params["lam"] == 0.5
     assert params["dropout"] == 0.1 and params["n_layers"] == 2 and params["n_hidden"] == 16
     assert mdata.obsm["X_indiseek_specific_rna"].shape == (150, 50)
 

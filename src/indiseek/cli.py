@@ -10,6 +10,13 @@ import warnings
 from collections.abc import Sequence
 
 
+def _add_network_options(parser: argparse.ArgumentParser) -> None:
+    """Add the network size and dropout options that ``fit`` and ``benchmark cite-seq`` share."""
+    parser.add_argument("--n-layers", type=int, default=5, help="layers per encoder and decoder (default: 5)")
+    parser.add_argument("--n-hidden", type=int, default=50, help="width of the hidden layers (default: 50)")
+    parser.add_argument("--dropout", type=float, default=0.0, help="dropout rate in the encoders (default: 0)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="indiseek",
@@ -27,9 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--modalities", nargs=2, metavar=("RNA", "PROT"), help="names of the two modalities")
     fit.add_argument("--lam", type=float, default=10.0, help="reconstruction weight lambda (default: 10)")
     fit.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    fit.add_argument("--dropout", type=float, default=0.0, help="dropout rate in the encoders (default: 0)")
-    fit.add_argument("--n-layers", type=int, default=5, help="layers per encoder and decoder (default: 5)")
-    fit.add_argument("--n-hidden", type=int, default=50, help="width of the hidden layers (default: 50)")
+    _add_network_options(fit)
     fit.add_argument("--max-epochs-shared", type=int, default=None, help="epoch cap of stage 1 (CLIP)")
     fit.add_argument("--max-epochs-specific", type=int, default=None, help="epoch cap of stage 2")
     fit.add_argument("--n-cells", type=int, default=5000, help="cells to simulate without INPUT (default: 5000)")
@@ -82,10 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     cite.add_argument("--lams", type=float, nargs="+", default=[10.0**j for j in range(-3, 4)], help="lambda grid")
     cite.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default: 0 1 2)")
     cite.add_argument("--train-fraction", type=float, default=0.5, help="share of cells that train (default: 0.5)")
-    cite.add_argument("--n-layers", type=int, default=5, help="layers per encoder and decoder (default: 5)")
+    _add_network_options(cite)
     cite.add_argument("--n-specific", type=int, default=50, help="dimension of each specific block (default: 50)")
-    cite.add_argument("--n-hidden", type=int, default=50, help="width of the hidden layers (default: 50)")
-    cite.add_argument("--dropout", type=float, default=0.0, help="dropout rate in the encoders (default: 0)")
     cite.add_argument("-o", "--out", default="cite_seq_study", help="output folder")
 
     tensors = studies.add_parser(

@@ -114,12 +114,12 @@ def fit(
     -----
     The defaults are the paper's networks (5 layers of width 50, :math:`\lambda = 10`). On simulated data they leave
     far less of the shared factors in the specific representations than smaller networks with a larger
-    :math:`\lambda` do. Trained on a few hundred cells, though, they lose much of each modality's cell-type structure. For such samples, when :math:`\theta` and
-    clustering are the goal, ``n_layers=2, lam=3e3, dropout=0.2`` is the measured setting. On 300 training cells of
-    the bone-marrow sample it put :math:`\theta`'s rank agreement with the WNN weights level with :math:`\theta` on
-    the raw representations, and it clustered cell types better than totalVI. On simulated data of that size, its
-    specific representations keep most of the shared factors. ``docs/benchmarks.md`` ("The small-sample setting")
-    has the numbers.
+    :math:`\lambda` do. Trained on a few hundred cells, though, they lose much of each modality's cell-type
+    structure. For such samples, when :math:`\theta` and clustering are the goal, ``n_layers=2, lam=3e3,
+    dropout=0.2`` is the measured setting. On 300 training cells of the bone-marrow sample it put :math:`\theta`'s
+    rank agreement with the WNN weights level with :math:`\theta` on the raw representations, and it clustered cell
+    types better than totalVI. On simulated data of that size, its specific representations keep most of the shared
+    factors. ``docs/benchmarks.md`` ("The small-sample setting") has the numbers.
 
     Examples
     --------
