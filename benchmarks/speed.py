@@ -30,6 +30,7 @@ import scvi
 import torch
 
 import indiseek as isk
+from indiseek.model import specific_step
 
 
 class EpochTimer(pl.Callback):
@@ -87,11 +88,7 @@ def floor_epochs(module, x1, x2, epochs: int, batch_size: int = 128, n_estimator
         for idx in torch.randperm(n, device=device).split(batch_size):
             extra = torch.randint(n, (n_estimator_steps, len(idx)), device=device)
             fresh = [{k: v[extra[j]] for k, v in tensors.items()} for j in range(n_estimator_steps)]
-            module.update_estimators(fresh, est_opt)
-            loss = module.specific_loss(x1[idx], x2[idx], c1[idx], c2[idx])["loss"]
-            main_opt.zero_grad()
-            loss.backward()
-            main_opt.step()
+            specific_step(module, {k: v[idx] for k, v in tensors.items()}, fresh, main_opt, est_opt)
         _synchronize(device)
         times.append(time.perf_counter() - start)
     out["specific"] = times

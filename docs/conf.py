@@ -1,6 +1,11 @@
 """Sphinx configuration (cookiecutter-scverse style: myst-nb, autosummary, numpy docstrings)."""
 
+import sys
 from importlib.metadata import version as _version
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _inventories import write_inventories  # noqa: E402
 
 project = "indiseek"
 author = "The indiseek team"
@@ -17,7 +22,8 @@ extensions = [
 ]
 autosummary_generate = True
 autodoc_member_order = "bysource"
-autodoc_typehints = "none"
+autodoc_typehints = "description"
+autodoc_typehints_description_target = "documented_params"
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True
 napoleon_use_rtype = False
@@ -25,10 +31,10 @@ napoleon_custom_sections = [("Params", "Parameters")]
 myst_enable_extensions = ["dollarmath", "colon_fence"]
 nb_execution_mode = "off"  # the tutorials are committed with their outputs, executed on the project machine
 source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb"}
-exclude_patterns = ["_build", "**.ipynb_checkpoints"]
+exclude_patterns = ["_build", "**.ipynb_checkpoints", "_inventories.py"]
 html_theme = "sphinx_book_theme"
 html_title = "indiseek"
 html_static_path = ["_static"]
-intersphinx_mapping = {}  # offline builds: no inventories are fetched
+intersphinx_mapping = write_inventories(Path(__file__).parent / "_build" / "inventories")  # offline: no fetching
 nitpicky = False
 suppress_warnings = ["myst.header", "mystnb.unknown_mime_type"]

@@ -126,6 +126,13 @@ def test_theta_and_rank_plots_show_the_computed_numbers(trained):
 
 def test_embeddings_grid_draws_every_representation_without_writing(tiny):
     isk.tl.fit(tiny, n_hidden=8, n_layers=2, max_epochs_shared=2, max_epochs_specific=2, **QUIET)
+    with pytest.raises(KeyError, match="tl.embeddings"):
+        isk.pl.embeddings(tiny, color="cell_type")
+    before = snapshot(tiny)
+    isk.tl.embeddings(tiny)
+    added, removed, modified = changes(before, snapshot(tiny))
+    reps = ["X_indiseek_shared_rna", "X_indiseek_shared_prot", "X_indiseek_specific_rna", "X_indiseek_specific_prot"]
+    assert added == {f"mdata.obsm['{k}_umap']" for k in [*reps, "X_indiseek"]} and not removed and not modified
     before = snapshot(tiny)
     fig = isk.pl.embeddings(tiny, color=["cell_type", "distinguished_by"], return_fig=True)
     assert not any(changes(before, snapshot(tiny)))

@@ -125,7 +125,7 @@ def test_benchmark_cite_seq_runs_on_the_built_in_data_without_a_file(tmp_path, m
 
 
 def test_expected_theta_sign_needs_the_simulated_truth():
-    from indiseek.benchmarks.cite_seq import add_expected_theta_sign
+    from indiseek.datasets import add_expected_theta_sign
 
     mdata = isk.datasets.simulated_cite(n_cells=200, n_genes=100, seed=0)
     del mdata.obs["distinguished_by"]

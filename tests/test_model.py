@@ -7,6 +7,7 @@ from conftest import QUIET
 from sklearn.linear_model import RidgeCV
 
 import indiseek as isk
+from indiseek.model._trainingplan import specific_terms
 
 
 def held_out_r2(x, y):
@@ -175,11 +176,11 @@ def test_module_loss_and_sample_follow_the_scvi_api(tiny):
     tensors = {"x1": torch.randn(16, 15), "x2": torch.randn(16, 25)}
     module.eval()
     _, generative, loss = module(tensors)
-    assert generative["reconstruction1"].shape == (16, 15)
-    terms = module.specific_loss(tensors["x1"], tensors["x2"])
+    assert generative["reconstruction"][0].shape == (16, 15)
+    terms = specific_terms(module, tensors)
     torch.testing.assert_close(loss.loss, terms["loss"])
     torch.testing.assert_close(
-        terms["loss"], terms["club0"] + terms["club1"] + 5.0 * (terms["recon0"] + terms["recon1"])
+        terms["loss"], terms["club_rna"] + terms["club_prot"] + 5.0 * (terms["recon_rna"] + terms["recon_prot"])
     )
     rec1, rec2 = module.sample(tensors)
     assert rec2.shape == (16, 25)
@@ -194,18 +195,19 @@ def test_every_objective_composes_its_terms_and_trains(tiny, objective, dependen
     model = isk.IndiSeek(tiny, n_hidden=8, n_layers=2, lam=4.0, objective=objective)
     module = model.module
     x1, x2 = torch.randn(16, 15), torch.randn(16, 25)
-    terms = module.specific_loss(x1, x2)
-    assert set(terms) == {f"{dependence}0", f"{dependence}1", f"{completeness}0", f"{completeness}1", "loss"}
-    expected = sum(terms[f"{dependence}{i}"] + 2.0 * terms[f"{completeness}{i}"] for i in range(2))
+    terms = specific_terms(module, {"x1": x1, "x2": x2})
+    names = {f"{term}_{m}" for term in (dependence, completeness) for m in ("rna", "prot")}
+    assert set(terms) == names | {"loss"}
+    expected = sum(terms[f"{dependence}_{m}"] + 2.0 * terms[f"{completeness}_{m}"] for m in ("rna", "prot"))
     torch.testing.assert_close(terms["loss"], expected)
     # the dependence term uses the objective's shared features: changing the other modality's C changes
     # InfoDisen's completeness term but not its dependence term
     c1, c2 = module.shared(x1, 0).detach(), module.shared(x2, 1).detach()
     module.eval()
-    a = module.specific_terms(x1, 0, c1, c2)
-    b = module.specific_terms(x1, 0, c1, torch.randn_like(c2))
-    assert torch.equal(a[0], b[0])
-    assert torch.equal(a[1], b[1]) == (objective != "infodisen")
+    a = specific_terms(module, {"x1": x1, "c1": c1, "c2": c2})
+    b = specific_terms(module, {"x1": x1, "c1": c1, "c2": torch.randn_like(c2)})
+    assert torch.equal(a[f"{dependence}_rna"], b[f"{dependence}_rna"])
+    assert torch.equal(a[f"{completeness}_rna"], b[f"{completeness}_rna"]) == (objective != "infodisen")
     model.train(2, 3, batch_size=32, **QUIET)
     assert f"{dependence}_rna_train" in model.history and f"{completeness}_prot_validation" in model.history
     assert ("estimator_nll_train" in model.history) == (dependence == "club")

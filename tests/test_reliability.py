@@ -9,6 +9,7 @@ import pytest
 import torch
 from _snapshot import changes, snapshot
 from conftest import QUIET
+from scvi.module.base import LossOutput
 
 import indiseek as isk
 from indiseek.model import NonFiniteLossError
@@ -222,14 +223,14 @@ def test_non_finite_loss_names_stage_and_term(monkeypatch):
     model = isk.IndiSeek(mdata, n_hidden=8, n_layers=2)
     model.train(2, 0, **QUIET)
     weights = {k: v.cpu().clone() for k, v in model.module.state_dict().items()}
-    original = model.module.specific_loss
+    original = model.module.loss
 
     def poisoned(*args, **kwargs):
-        terms = original(*args, **kwargs)
-        terms["club1"] = terms["club1"] * float("nan")
-        return terms
+        out = original(*args, **kwargs)
+        metrics = {**out.extra_metrics, "club_prot": out.extra_metrics["club_prot"] * float("nan")}
+        return LossOutput(out.loss, out.reconstruction_loss, extra_metrics=metrics, n_obs_minibatch=out.n_obs_minibatch)
 
-    monkeypatch.setattr(model.module, "specific_loss", poisoned)
+    monkeypatch.setattr(model.module, "loss", poisoned)
     with pytest.raises(NonFiniteLossError, match="Stage 'specific': the loss term\\(s\\) \\['club_prot'\\]"):
         model.train(0, 2, **QUIET)
     # no step was taken with the non-finite loss: the weights are those before it (compared on the CPU, because after

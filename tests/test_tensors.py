@@ -11,8 +11,9 @@ import pytest
 import torch
 
 import indiseek as isk
-from indiseek.data._arrays import step_indicators
+from indiseek._sequences import step_indicators
 from indiseek.model import IndiSeekModule
+from indiseek.model._trainingplan import specific_terms
 from indiseek.nn import SequenceEncoder
 
 FAST = {"max_epochs_shared": 2, "max_epochs_specific": 1, "n_hidden": 8, "n_layers": 2, "enable_progress_bar": False}
@@ -109,9 +110,9 @@ def test_reconstruction_term_counts_valid_steps_only():
     module.set_input_scale(packed, torch.ones(16, 2))
     module.eval()
     c = torch.nn.functional.normalize(torch.randn(16, 50), dim=1)
-    _, recon = module.specific_terms(packed, 0, c, c)
+    recon = specific_terms(module, {"x1": packed, "c1": c, "c2": c})["recon_x1"]
     garbage = _packed(x + 50 * (step_indicators(lengths, 5, "end") == 0)[:, :, None], lengths, "end")
-    _, recon_garbage = module.specific_terms(garbage, 0, c, c)
+    recon_garbage = specific_terms(module, {"x1": garbage, "c1": c, "c2": c})["recon_x1"]
     torch.testing.assert_close(recon_garbage, recon)
     with pytest.raises(ValueError, match="has 15 values, not 12"):
         IndiSeekModule(12, 2, sequence_shapes=((5, 3), None))

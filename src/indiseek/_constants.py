@@ -7,16 +7,8 @@ X1_KEY = "x1"
 X2_KEY = "x2"
 
 #: Objectives available through ``objective=``: the stage-2 loss (``"clip"``: no stage 2, the CLIP-only baseline).
+#: Their terms are stated in :meth:`indiseek.model.IndiSeekModule.objective_terms`.
 OBJECTIVES = ("indiseek", "indiseek_noswitch", "factorcl", "infodisen", "clip")
-
-#: Stage-2 terms of each objective: (dependence term, whose shared features it uses, completeness term, whose
-#: shared features complete Z_i). "own" is C_i, "other" is C_{3-i}.
-OBJECTIVE_TERMS = {
-    "indiseek": ("club", "other", "recon", "own"),
-    "indiseek_noswitch": ("club", "own", "recon", "own"),
-    "factorcl": ("club", "own", "nce", "own"),
-    "infodisen": ("orthogonality", "own", "nce", "other"),
-}
 
 #: CLUB estimators available through ``estimator=``.
 ESTIMATORS = ("mlp", "moments")
@@ -38,7 +30,24 @@ def specific_key(modality: str) -> str:
     return f"X_indiseek_specific_{modality}"
 
 
+def umap_key(rep: str) -> str:
+    """``.obsm`` key of the UMAP of representation ``rep`` (:func:`indiseek.tl.embeddings`)."""
+    return f"{rep}_umap"
+
+
 #: ``.obsm`` key of the concatenation of all four representations.
 JOINT_KEY = "X_indiseek"
 #: ``.uns`` key with the training parameters recorded by :func:`indiseek.tl.fit`.
 UNS_KEY = "indiseek"
+#: ``.uns`` key with what :func:`indiseek.pp.prepare` did (modalities, inputs, parameters).
+PREPARE_KEY = "indiseek_prepare"
+#: ``mod.uns`` key of a sequence modality: ``{"n_steps": T, "n_features": d, "padding": "end" | "start"}``.
+SEQUENCE_KEY = "indiseek_sequence"
+#: ``mod.obs`` column with the number of valid time steps of each sequence.
+LENGTH_KEY = "length"
+#: scanpy's own approximate-neighbour path fails from this many cells on with current SciPy (see
+#: :class:`~indiseek.tl._neighbors.ApproximateNeighbors`); exact searches from here on go through scikit-learn.
+SCANPY_EXACT_LIMIT = 8192
+#: Names by which the two CITE-seq modalities are recognised, in the order ``(rna, protein)``.
+RNA_NAMES = ("rna", "gex")
+PROTEIN_NAMES = ("prot", "adt", "protein")

@@ -17,12 +17,7 @@ def _add_network_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dropout", type=float, default=0.0, help="dropout rate in the encoders (default: 0)")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="indiseek",
-        description="Learn shared and modality-specific representations of paired single-cell modalities.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
+def _add_fit(commands) -> None:
     fit = commands.add_parser(
         "fit",
         help="train IndiSeek and write the representations into an .h5mu file",
@@ -42,8 +37,15 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--accelerator", default="auto", help='Lightning accelerator ("cpu", "gpu", "auto")')
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    benchmark = commands.add_parser("benchmark", help="run a reproducible study", description="Run a study.")
-    studies = benchmark.add_subparsers(dest="study", required=True)
+
+def _add_grid_options(parser: argparse.ArgumentParser, objectives: Sequence[str], lams: Sequence[float]) -> None:
+    """Add the objectives, lambda grid and seeds that every study sweeps."""
+    parser.add_argument("--objectives", nargs="+", default=list(objectives), help="objectives to compare")
+    parser.add_argument("--lams", type=float, nargs="+", default=list(lams), help="lambda grid")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default: 0 1 2)")
+
+
+def _add_synthetic(studies) -> None:
     synthetic = studies.add_parser(
         "synthetic",
         help="the paper's synthetic study: masking importance of specific encoders (oracle shared features)",
@@ -51,11 +53,7 @@ def _parser() -> argparse.ArgumentParser:
         "given the oracle shared features, and write the masking-importance table and figure.",
     )
     synthetic.add_argument("--settings", type=int, nargs="+", default=[1, 2, 3, 4], help="settings (default: 1-4)")
-    synthetic.add_argument(
-        "--objectives", nargs="+", default=["indiseek", "factorcl", "infodisen"], help="objectives to compare"
-    )
-    synthetic.add_argument("--lams", type=float, nargs="+", default=[0.01, 0.1, 1.0, 10.0], help="lambda grid")
-    synthetic.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default: 0 1 2)")
+    _add_grid_options(synthetic, ["indiseek", "factorcl", "infodisen"], [0.01, 0.1, 1.0, 10.0])
     synthetic.add_argument("--estimator", default="mlp", choices=["mlp", "moments"], help="CLUB estimator")
     synthetic.add_argument("--estimator-steps", type=int, default=5, help="estimator steps per encoder step")
     synthetic.add_argument("--estimator-layers", type=int, default=2, help="layers of the estimator's networks")
@@ -66,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     synthetic.add_argument("--jobs", type=int, default=1, help="runs in parallel (default: 1)")
     synthetic.add_argument("-o", "--out", default="synthetic_study", help="output folder")
 
+
+def _add_cite_seq(studies) -> None:
     cite = studies.add_parser(
         "cite-seq",
         help="theta's rank agreement with WNN weights and k-means ARI/NMI over objectives, lambda and seeds",
@@ -73,24 +73,18 @@ def _parser() -> argparse.ArgumentParser:
         "against muon's WNN RNA weights (Spearman rho), and cluster every representation with k-means.",
     )
     cite.add_argument(
-        "--data",
-        default=None,
-        help=".h5mu with rna and prot/adt raw counts and labels (default: the built-in simulated data)",
+        "--data", default=None, help=".h5mu with rna and prot/adt raw counts and labels (default: simulated data)"
     )
-    cite.add_argument(
-        "--n-cells", type=int, default=2000, help="simulated cells when --data is not given (default: 2,000)"
-    )
+    cite.add_argument("--n-cells", type=int, default=2000, help="simulated cells without --data (default: 2,000)")
     cite.add_argument("--groupby", default="cell_type", help="label column of .obs (default: cell_type)")
-    cite.add_argument(
-        "--objectives", nargs="+", default=["indiseek", "factorcl", "infodisen"], help="objectives to compare"
-    )
-    cite.add_argument("--lams", type=float, nargs="+", default=[10.0**j for j in range(-3, 4)], help="lambda grid")
-    cite.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default: 0 1 2)")
+    _add_grid_options(cite, ["indiseek", "factorcl", "infodisen"], [10.0**j for j in range(-3, 4)])
     cite.add_argument("--train-fraction", type=float, default=0.5, help="share of cells that train (default: 0.5)")
     _add_network_options(cite)
     cite.add_argument("--n-specific", type=int, default=50, help="dimension of each specific block (default: 50)")
     cite.add_argument("-o", "--out", default="cite_seq_study", help="output folder")
 
+
+def _add_tensors(studies) -> None:
     tensors = studies.add_parser(
         "tensors",
         help="offline tensor benchmark with known shared and specific labels: linear-probe accuracy",
@@ -100,17 +94,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     tensors.add_argument("--mixings", nargs="+", default=["linear", "nonlinear"], help="mixing maps")
     tensors.add_argument("--layouts", nargs="+", default=["flat", "sequence"], help="flat and/or sequence")
-    tensors.add_argument(
-        "--objectives", nargs="+", default=["indiseek", "factorcl", "infodisen", "clip"], help="objectives"
-    )
-    tensors.add_argument("--lams", type=float, nargs="+", default=[1.0, 10.0, 100.0], help="lambda grid")
-    tensors.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default: 0 1 2)")
+    _add_grid_options(tensors, ["indiseek", "factorcl", "infodisen", "clip"], [1.0, 10.0, 100.0])
     tensors.add_argument("--n", type=int, default=3000, help="samples per data set (default: 3000)")
     tensors.add_argument("--encoder", default="mlp", choices=["mlp", "transformer"], help="sequence encoder")
     tensors.add_argument("--epochs", type=int, default=40, help="stage-2 epochs (default: 40)")
     tensors.add_argument("--jobs", type=int, default=1, help="runs in parallel (default: 1)")
     tensors.add_argument("-o", "--out", default="tensors_study", help="output folder")
 
+
+def _add_multibench(studies) -> None:
     multibench = studies.add_parser(
         "multibench",
         help="the paper's Table 1 protocol on a MultiBench file: linear-probe accuracy over lambda and seeds",
@@ -119,42 +111,47 @@ def _parser() -> argparse.ArgumentParser:
     )
     multibench.add_argument("--data", required=True, help="MultiBench file (e.g. mosi_data.pkl, im.pk)")
     multibench.add_argument("--dataset", required=True, help="mosi, mosei, humor, sarcasm or mimic")
-    multibench.add_argument(
-        "--objectives", nargs="+", default=["indiseek", "factorcl", "infodisen", "clip"], help="objectives"
-    )
-    multibench.add_argument(
-        "--lams", type=float, nargs="+", default=[10.0**j for j in range(-3, 4)], help="lambda grid"
-    )
-    multibench.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default: 0 1 2)")
+    _add_grid_options(multibench, ["indiseek", "factorcl", "infodisen", "clip"], [10.0**j for j in range(-3, 4)])
     multibench.add_argument("--encoder", default="transformer", choices=["mlp", "transformer"], help="encoder")
     multibench.add_argument("--task", type=int, default=7, help="MIMIC ICD-9 group (default: 7)")
     multibench.add_argument("--epochs", type=int, default=None, help="stage-2 epochs (default: the model's)")
     multibench.add_argument("--jobs", type=int, default=1, help="runs in parallel (default: 1)")
     multibench.add_argument("-o", "--out", default="multibench_study", help="output folder")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="indiseek",
+        description="Learn shared and modality-specific representations of paired single-cell modalities.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_fit(commands)
+    benchmark = commands.add_parser("benchmark", help="run a reproducible study", description="Run a study.")
+    studies = benchmark.add_subparsers(dest="study", required=True)
+    for add in (_add_synthetic, _add_cite_seq, _add_tensors, _add_multibench):
+        add(studies)
     return parser
 
 
-def _study(args: argparse.Namespace, module: str, plot: str, figure: str, run) -> int:
-    """Run study ``module`` of :mod:`indiseek.benchmarks` (``run(module) -> runs``) and write its results to ``--out``.
+def _study(args: argparse.Namespace, study, plot, figure: str, runs) -> int:
+    """Write a study's runs (``runs()``), summary and figure (``plot``) to ``--out``, and print the summary.
 
-    Writes ``runs.csv``, ``summary.csv``, ``summary.md`` and the figure, and prints the summary.
+    Writes ``runs.csv``, ``summary.csv``, ``summary.md`` and the figure.
     """
-    import importlib
     from pathlib import Path
 
-    study = importlib.import_module(f"indiseek.benchmarks.{module}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    runs = run(study)
-    summary = study.summarise(runs)
-    runs.to_csv(out / "runs.csv", index=False)
+    table_of_runs = runs()
+    summary = study.summarise(table_of_runs)
+    table_of_runs.to_csv(out / "runs.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
-    getattr(study, plot)(summary, out / figure)
+    plot(summary, out / figure)
     table = study.to_markdown(summary)
     (out / "summary.md").write_text(table + "\n")
     print(table)
-    print(f"{len(runs)} runs in {time.perf_counter() - start:.0f} s; results in {out}/")
+    print(f"{len(table_of_runs)} runs in {time.perf_counter() - start:.0f} s; results in {out}/")
     return 0
 
 
@@ -162,8 +159,7 @@ def _cite_seq_data(args: argparse.Namespace):
     """The file named by ``--data`` (no truth), or the built-in simulated data (seed 0) and its truth column."""
     if args.data is not None:
         return args.data, None
-    from indiseek.benchmarks.cite_seq import add_expected_theta_sign
-    from indiseek.datasets import simulated_cite
+    from indiseek.datasets import add_expected_theta_sign, simulated_cite
 
     print(f"Simulating {args.n_cells} CITE-seq cells (seed 0) ...")
     mdata = simulated_cite(n_cells=args.n_cells, seed=0)
@@ -171,13 +167,15 @@ def _cite_seq_data(args: argparse.Namespace):
 
 
 def _benchmark_cite_seq(args: argparse.Namespace) -> int:
+    from indiseek.benchmarks import cite_seq
+
     data, truth_key = _cite_seq_data(args)
     return _study(
         args,
-        "cite_seq",
-        "plot_rho",
+        cite_seq,
+        cite_seq.plot_rho,
         "rho.png",
-        lambda study: study.run_cite_seq(
+        lambda: cite_seq.run_cite_seq(
             data,
             objectives=args.objectives,
             lams=args.lams,
@@ -194,12 +192,14 @@ def _benchmark_cite_seq(args: argparse.Namespace) -> int:
 
 
 def _benchmark_tensors(args: argparse.Namespace) -> int:
+    from indiseek.benchmarks import tensors
+
     return _study(
         args,
-        "tensors",
-        "plot_summary",
+        tensors,
+        tensors.plot_summary,
         "accuracy.png",
-        lambda study: study.run_tensors(
+        lambda: tensors.run_tensors(
             args.mixings,
             args.layouts,
             args.objectives,
@@ -214,12 +214,14 @@ def _benchmark_tensors(args: argparse.Namespace) -> int:
 
 
 def _benchmark_multibench(args: argparse.Namespace) -> int:
+    from indiseek.benchmarks import multibench
+
     return _study(
         args,
-        "multibench",
-        "plot_summary",
+        multibench,
+        multibench.plot_summary,
         "accuracy.png",
-        lambda study: study.run_multibench(
+        lambda: multibench.run_multibench(
             args.data,
             args.dataset,
             args.objectives,
@@ -234,12 +236,14 @@ def _benchmark_multibench(args: argparse.Namespace) -> int:
 
 
 def _benchmark_synthetic(args: argparse.Namespace) -> int:
+    from indiseek.benchmarks import synthetic
+
     return _study(
         args,
-        "synthetic",
-        "plot_summary",
+        synthetic,
+        synthetic.plot_summary,
         "importance.png",
-        lambda study: study.run_synthetic(
+        lambda: synthetic.run_synthetic(
             args.settings,
             args.objectives,
             args.lams,
@@ -322,15 +326,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     if args.command == "fit":
         return _fit(args)
-    if args.command == "benchmark" and args.study == "synthetic":
-        return _benchmark_synthetic(args)
-    if args.command == "benchmark" and args.study == "cite-seq":
-        return _benchmark_cite_seq(args)
-    if args.command == "benchmark" and args.study == "tensors":
-        return _benchmark_tensors(args)
-    if args.command == "benchmark" and args.study == "multibench":
-        return _benchmark_multibench(args)
-    return 2  # pragma: no cover - argparse rejects unknown commands
+    studies = {
+        "synthetic": _benchmark_synthetic,
+        "cite-seq": _benchmark_cite_seq,
+        "tensors": _benchmark_tensors,
+        "multibench": _benchmark_multibench,
+    }
+    return studies[args.study](args)
 
 
 if __name__ == "__main__":

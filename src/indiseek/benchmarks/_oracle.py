@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import torch
 
 from indiseek._validation import check_finite
-from indiseek.model import IndiSeekModule
+from indiseek.model import IndiSeekModule, specific_step
 
 
 def train_oracle_specific(
@@ -29,11 +31,10 @@ def train_oracle_specific(
 ) -> IndiSeekModule:
     r"""Train the specific encoder :math:`h_1` of one modality given oracle shared features :math:`C_1`.
 
-    This isolates stage 2, as in the paper's synthetic study: the networks, the objective's terms and the
-    alternation with the CLUB estimator (``n_estimator_steps`` estimator steps, each on a fresh random batch, per
-    encoder step; or one closed-form refit for ``estimator="moments"``) are those of
-    :class:`~indiseek.model.IndiSeekModule` and :class:`~indiseek.model.IndiSeekTrainingPlan`, run in a plain loop
-    on modality 0 only. The given :math:`C_1` stands for both the modality's own and the other modality's shared
+    This isolates stage 2, as in the paper's synthetic study: the networks and the objective's terms are those of
+    :class:`~indiseek.model.IndiSeekModule`, and every step is the training plan's own
+    :func:`~indiseek.model.specific_step` (``n_estimator_steps`` estimator steps, each on a fresh random batch, per
+    encoder step; or one closed-form refit for ``estimator="moments"``), run over batches of modality 0 only. The given :math:`C_1` stands for both the modality's own and the other modality's shared
     features, so ``"indiseek"`` and ``"indiseek_noswitch"`` coincide here.
 
     Parameters
@@ -99,21 +100,24 @@ def train_oracle_specific(
     module.set_input_scale(xt, xt)
     main = torch.optim.Adam(module.specific_parameters(modalities=(0,)), lr=lr)
     est_opt = torch.optim.Adam(module.estimator_parameters(modalities=(0,)), lr=lr) if module.trains_estimator else None
+    n_steps = n_estimator_steps if len(module.estimators) else 0
     n = len(x)
     module.train()
     for _ in range(max_epochs):
         order = torch.randperm(n, generator=generator)
         for start in range(0, n - batch_size + 1, batch_size):  # full batches only
-            idx = order[start : start + batch_size]
-            if len(module.estimators):
-                fresh = torch.randint(n, (n_estimator_steps, batch_size), generator=generator)
-                batches = [{"x1": xt[f], "x2": xt[f], "c1": ct[f], "c2": ct[f]} for f in fresh]
-                module.update_estimators(batches, est_opt, modalities=(0,))
-            dependence, completeness = module.specific_terms(xt[idx], 0, ct[idx], ct[idx])
-            loss = dependence + 0.5 * module.lam * completeness
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"The {objective!r} loss became non-finite; lower `lr`.")
-            main.zero_grad()
-            loss.backward()
-            main.step()
+            # one oracle stands for both C_1 and C_2; without "x2" in the batches, only modality 0 trains
+            batch = _oracle_batch(xt, ct, order[start : start + batch_size])
+            draws = torch.randint(n, (n_steps, batch_size), generator=generator) if n_steps else []
+            fresh = [_oracle_batch(xt, ct, f) for f in draws]
+            specific_step(module, batch, fresh, main, est_opt, check=partial(_check_finite, objective=objective))
     return module.eval()
+
+
+def _oracle_batch(x: torch.Tensor, c: torch.Tensor, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {"x1": x[idx], "c1": c[idx], "c2": c[idx]}
+
+
+def _check_finite(terms: dict[str, torch.Tensor], objective: str) -> None:
+    if not all(torch.isfinite(v) for v in terms.values()):
+        raise FloatingPointError(f"The {objective!r} loss became non-finite; lower `lr`.")

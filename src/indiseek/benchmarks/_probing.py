@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 from mudata import MuData
 
-from indiseek.data._arrays import SEQUENCE_KEY
+from indiseek._constants import SEQUENCE_KEY
 
 
 def fit_and_probe(

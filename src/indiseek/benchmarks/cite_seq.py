@@ -16,7 +16,6 @@ from mudata import MuData
 
 STUDY_OBJECTIVES = ("indiseek", "factorcl", "infodisen")
 STUDY_LAMS = tuple(10.0**j for j in range(-3, 4))
-EXPECTED_SIGN_KEY = "expected_theta_sign"
 
 
 def _split(n_obs: int, train_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -44,14 +43,12 @@ def _rho(
 
 def prepare_reference(mdata: MuData, *, seed: int = 0) -> tuple[str, str]:
     """Prepare ``mdata`` (if needed) and add WNN weights from all cells; return the (RNA, protein) names."""
+    from indiseek._constants import PREPARE_KEY
     from indiseek.pp import prepare
-    from indiseek.pp._prepare import PREPARE_KEY
     from indiseek.tl import wnn_weights
 
     if PREPARE_KEY not in mdata.uns:
-        names = list(mdata.mod)
-        prot = next((m for m in ("prot", "adt") if m in names), names[1])
-        prepare(mdata, rna="rna", prot=prot, seed=seed)
+        prepare(mdata, seed=seed)
     record = mdata.uns[PREPARE_KEY]
     rna, prot = str(record["rna"]), str(record["prot"])
     if f"{rna}:mod_weight" not in mdata.obs:
@@ -59,43 +56,6 @@ def prepare_reference(mdata: MuData, *, seed: int = 0) -> tuple[str, str]:
     mdata.obsm["X_raw_rna"] = np.asarray(mdata.mod[rna].obsm["X_pca"])
     mdata.obsm["X_raw_prot"] = np.asarray(mdata.mod[prot].layers["clr"])
     return rna, prot
-
-
-def add_expected_theta_sign(mdata: MuData, *, key_added: str = EXPECTED_SIGN_KEY) -> str:
-    r"""Write the sign :math:`\theta` should have on :func:`~indiseek.datasets.simulated_cite` data to ``obs``.
-
-    +1 for cells of types split from their siblings only by RNA-specific factors, -1 for those split only by
-    protein-specific factors, 0 for those split by shared factors (from ``obs["distinguished_by"]``). Pass the key
-    as ``truth_key`` to :func:`run_cite_seq`.
-
-    Parameters
-    ----------
-    mdata
-        Simulated MuData with ``obs["distinguished_by"]``.
-    key_added
-        Name of the new ``obs`` column.
-
-    Returns
-    -------
-    ``key_added``; ``mdata.obs[key_added]`` is set (float).
-
-    Examples
-    --------
-    >>> import indiseek as isk
-    >>> from indiseek.benchmarks.cite_seq import add_expected_theta_sign
-    >>> mdata = isk.datasets.simulated_cite(n_cells=300, n_genes=200, seed=0)
-    >>> key = add_expected_theta_sign(mdata)
-    >>> sorted(mdata.obs[key].unique().tolist())
-    [-1.0, 0.0, 1.0]
-    """
-    if "distinguished_by" not in mdata.obs:
-        raise KeyError(
-            "obs['distinguished_by'] is missing: the expected sign of theta is known only for data from "
-            "indiseek.datasets.simulated_cite."
-        )
-    sign = {"rna": 1.0, "prot": -1.0, "shared": 0.0}
-    mdata.obs[key_added] = mdata.obs["distinguished_by"].astype(str).map(sign).astype(float)
-    return key_added
 
 
 def run_cite_seq(
@@ -132,7 +92,7 @@ def run_cite_seq(
         Labels with fewer held-out cells are left out of :math:`\rho`.
     truth_key
         Optional numeric ``.obs`` column with the expected sign of :math:`\theta` per cell (known on simulated
-        data, see :func:`add_expected_theta_sign`); the per-label means of :math:`\theta` are then also ranked
+        data, see :func:`~indiseek.datasets.add_expected_theta_sign`); the per-label means of :math:`\theta` are then also ranked
         against it (``rho_truth``).
     **fit_kwargs
         Passed to :func:`indiseek.tl.fit`.

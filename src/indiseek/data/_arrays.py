@@ -10,12 +10,9 @@ import numpy as np
 import pandas as pd
 from mudata import MuData
 
+from indiseek._constants import LENGTH_KEY, SEQUENCE_KEY
+from indiseek._sequences import step_indicators
 from indiseek._validation import check_finite
-
-#: ``mod.uns`` key of a sequence modality: ``{"n_steps": T, "n_features": d, "padding": "end" | "start"}``.
-SEQUENCE_KEY = "indiseek_sequence"
-#: ``mod.obs`` column with the number of valid time steps of each sequence.
-LENGTH_KEY = "length"
 
 
 def _as_numpy(x, what: str) -> np.ndarray:
@@ -32,14 +29,6 @@ def _as_numpy(x, what: str) -> np.ndarray:
         raise ValueError(f"{what} is empty (shape {x.shape}).")
     check_finite(x, what)
     return x
-
-
-def step_indicators(lengths: np.ndarray, n_steps: int, padding: str) -> np.ndarray:
-    """``(n, n_steps)`` array with 1 at valid steps and 0 at padding, for sequences of the given lengths."""
-    steps = np.arange(n_steps)[None, :]
-    lengths = np.asarray(lengths)[:, None]
-    valid = steps < lengths if padding == "end" else steps >= n_steps - lengths
-    return valid.astype(np.float32)
 
 
 def _lengths(lengths, x: np.ndarray, padding: str, what: str) -> np.ndarray:

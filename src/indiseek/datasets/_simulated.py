@@ -22,6 +22,81 @@ def _negative_binomial(rng: np.random.Generator, mean: np.ndarray, dispersion: n
     return rng.poisson(rng.gamma(shape=dispersion, scale=mean / dispersion))
 
 
+def _latent_factors(rng: np.random.Generator, n_cells: int):
+    """Lineages, discrete states (sub-lineage, RNA state, protein state; independent) and the three factor groups."""
+    lineage = rng.integers(0, 3, n_cells)
+    states = rng.integers(0, 3, (n_cells, 3))
+    shared = np.concatenate(
+        [_LINEAGE_CENTRES[lineage], np.where(lineage[:, None] == 0, _STATE_CENTRES[states[:, 0]], 0.0)], axis=1
+    ) + rng.normal(0.0, 0.5, (n_cells, 4))
+    rna_specific = np.concatenate([_STATE_CENTRES[states[:, 1]], np.zeros((n_cells, 1))], axis=1) + rng.normal(
+        0.0, 0.5, (n_cells, 3)
+    )
+    prot_specific = np.concatenate([_STATE_CENTRES[states[:, 2]], np.zeros((n_cells, 1))], axis=1) + rng.normal(
+        0.0, 0.5, (n_cells, 3)
+    )
+    return lineage, states, shared, rna_specific, prot_specific
+
+
+def _rna_counts(rng: np.random.Generator, shared: np.ndarray, rna_specific: np.ndarray, n_genes: int) -> np.ndarray:
+    """Log-linear in (shared, RNA-specific) with sparse loadings; NB counts with log-normal library sizes."""
+    n_cells = len(shared)
+    load_shared = rng.normal(0, 0.5, (4, n_genes)) * (rng.random((4, n_genes)) < 0.2)
+    load_rna = rng.normal(0, 0.5, (3, n_genes)) * (rng.random((3, n_genes)) < 0.2)
+    log_rate = rng.normal(0, 1, n_genes) + shared @ load_shared + rna_specific @ load_rna
+    proportions = np.exp(log_rate - log_rate.max(axis=1, keepdims=True))
+    proportions /= proportions.sum(axis=1, keepdims=True)
+    library = rng.lognormal(np.log(3000), 0.3, n_cells)
+    return _negative_binomial(rng, library[:, None] * proportions, rng.uniform(2, 10, n_genes))
+
+
+def _protein_counts(
+    rng: np.random.Generator, shared: np.ndarray, prot_specific: np.ndarray, n_proteins: int
+) -> np.ndarray:
+    """NB foreground log-linear in (shared, protein-specific) plus an ambient background per cell."""
+    n_cells = len(shared)
+    load_shared_p = rng.normal(0, 0.5, (4, n_proteins)) * (rng.random((4, n_proteins)) < 0.5)
+    load_prot = rng.normal(0, 0.6, (3, n_proteins)) * (rng.random((3, n_proteins)) < 0.5)
+    foreground = np.exp(rng.normal(3.5, 0.5, n_proteins) + shared @ load_shared_p + prot_specific @ load_prot)
+    background = rng.lognormal(np.log(10), 0.4, (n_cells, 1)) * rng.uniform(0.5, 1.5, n_proteins)
+    return _negative_binomial(rng, foreground + background, 10.0)
+
+
+def _cell_types(lineage: np.ndarray, states: np.ndarray) -> pd.DataFrame:
+    """Fine and coarse types, and the factor group that splits each fine type from its siblings."""
+    lineage_names = np.array(["A", "B", "C"])
+    fine_state = states[np.arange(len(lineage)), lineage]  # the state that splits each lineage
+    cell_type = np.char.add(lineage_names[lineage], (fine_state + 1).astype(str))
+    return pd.DataFrame(
+        {
+            "cell_type": pd.Categorical(cell_type, categories=[f"{a}{k}" for a in "ABC" for k in (1, 2, 3)]),
+            "cell_type_coarse": pd.Categorical(lineage_names[lineage], categories=list(lineage_names)),
+            "distinguished_by": pd.Categorical(np.array(_DISTINGUISHED_BY)[lineage], categories=_DISTINGUISHED_BY),
+        },
+        index=pd.Index([f"cell{i:06d}" for i in range(len(lineage))]),
+    )
+
+
+def _as_mudata(rna_counts: np.ndarray, prot_counts: np.ndarray, obs: pd.DataFrame) -> MuData:
+    obs_names = obs.index
+    rna = ad.AnnData(
+        sp.csr_matrix(rna_counts.astype(np.float32)),
+        obs=pd.DataFrame(index=obs_names),
+        var=pd.DataFrame(index=[f"gene{j:04d}" for j in range(rna_counts.shape[1])]),
+    )
+    prot = ad.AnnData(
+        prot_counts.astype(np.float32),
+        obs=pd.DataFrame(index=obs_names),
+        var=pd.DataFrame(index=[f"protein{j:02d}" for j in range(prot_counts.shape[1])]),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        mdata = MuData({"rna": rna, "prot": prot})
+    for column in obs:
+        mdata.obs[column] = obs[column]
+    return mdata
+
+
 def simulated_cite(
     n_cells: int = 5000,
     *,
@@ -81,64 +156,52 @@ def simulated_cite(
     if n_genes < 10 or n_proteins < 3:
         raise ValueError(f"Need at least 10 genes and 3 proteins, got {n_genes} and {n_proteins}.")
     rng = np.random.default_rng(seed)
-
-    lineage = rng.integers(0, 3, n_cells)
-    states = rng.integers(0, 3, (n_cells, 3))  # sub-lineage, RNA state, protein state; independent
-    shared = np.concatenate(
-        [_LINEAGE_CENTRES[lineage], np.where(lineage[:, None] == 0, _STATE_CENTRES[states[:, 0]], 0.0)], axis=1
-    ) + rng.normal(0.0, 0.5, (n_cells, 4))
-    rna_specific = np.concatenate([_STATE_CENTRES[states[:, 1]], np.zeros((n_cells, 1))], axis=1) + rng.normal(
-        0.0, 0.5, (n_cells, 3)
-    )
-    prot_specific = np.concatenate([_STATE_CENTRES[states[:, 2]], np.zeros((n_cells, 1))], axis=1) + rng.normal(
-        0.0, 0.5, (n_cells, 3)
-    )
-
-    # RNA: log-linear in (shared, RNA-specific) with sparse loadings; NB counts with log-normal library sizes.
-    load_shared = rng.normal(0, 0.5, (4, n_genes)) * (rng.random((4, n_genes)) < 0.2)
-    load_rna = rng.normal(0, 0.5, (3, n_genes)) * (rng.random((3, n_genes)) < 0.2)
-    log_rate = rng.normal(0, 1, n_genes) + shared @ load_shared + rna_specific @ load_rna
-    proportions = np.exp(log_rate - log_rate.max(axis=1, keepdims=True))
-    proportions /= proportions.sum(axis=1, keepdims=True)
-    library = rng.lognormal(np.log(3000), 0.3, n_cells)
-    rna_counts = _negative_binomial(rng, library[:, None] * proportions, rng.uniform(2, 10, n_genes))
-
-    # Protein: NB foreground log-linear in (shared, protein-specific) plus an ambient background per cell.
-    load_shared_p = rng.normal(0, 0.5, (4, n_proteins)) * (rng.random((4, n_proteins)) < 0.5)
-    load_prot = rng.normal(0, 0.6, (3, n_proteins)) * (rng.random((3, n_proteins)) < 0.5)
-    foreground = np.exp(rng.normal(3.5, 0.5, n_proteins) + shared @ load_shared_p + prot_specific @ load_prot)
-    background = rng.lognormal(np.log(10), 0.4, (n_cells, 1)) * rng.uniform(0.5, 1.5, n_proteins)
-    prot_counts = _negative_binomial(rng, foreground + background, 10.0)
-
-    lineage_names = np.array(["A", "B", "C"])
-    fine_state = states[np.arange(n_cells), lineage]  # the state that splits each lineage
-    cell_type = np.char.add(lineage_names[lineage], (fine_state + 1).astype(str))
-    obs_names = pd.Index([f"cell{i:06d}" for i in range(n_cells)])
-    obs = pd.DataFrame(
-        {
-            "cell_type": pd.Categorical(cell_type, categories=[f"{a}{k}" for a in "ABC" for k in (1, 2, 3)]),
-            "cell_type_coarse": pd.Categorical(lineage_names[lineage], categories=list(lineage_names)),
-            "distinguished_by": pd.Categorical(np.array(_DISTINGUISHED_BY)[lineage], categories=_DISTINGUISHED_BY),
-        },
-        index=obs_names,
-    )
-    rna = ad.AnnData(
-        sp.csr_matrix(rna_counts.astype(np.float32)),
-        obs=pd.DataFrame(index=obs_names),
-        var=pd.DataFrame(index=[f"gene{j:04d}" for j in range(n_genes)]),
-    )
-    prot = ad.AnnData(
-        prot_counts.astype(np.float32),
-        obs=pd.DataFrame(index=obs_names),
-        var=pd.DataFrame(index=[f"protein{j:02d}" for j in range(n_proteins)]),
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        mdata = MuData({"rna": rna, "prot": prot})
-    for column in obs:
-        mdata.obs[column] = obs[column]
+    lineage, states, shared, rna_specific, prot_specific = _latent_factors(rng, n_cells)
+    rna_counts = _rna_counts(rng, shared, rna_specific, n_genes)
+    prot_counts = _protein_counts(rng, shared, prot_specific, n_proteins)
+    mdata = _as_mudata(rna_counts, prot_counts, _cell_types(lineage, states))
     mdata.obsm["latent_shared"] = shared.astype(np.float32)
     mdata.obsm["latent_rna"] = rna_specific.astype(np.float32)
     mdata.obsm["latent_prot"] = prot_specific.astype(np.float32)
     mdata.uns["simulation"] = {"n_cells": n_cells, "n_genes": n_genes, "n_proteins": n_proteins, "seed": seed}
     return mdata
+
+
+#: ``obs`` column of :func:`add_expected_theta_sign`.
+EXPECTED_SIGN_KEY = "expected_theta_sign"
+
+
+def add_expected_theta_sign(mdata: MuData, *, key_added: str = EXPECTED_SIGN_KEY) -> str:
+    r"""Write the sign :math:`\theta` should have on :func:`~indiseek.datasets.simulated_cite` data to ``obs``.
+
+    +1 for cells of types split from their siblings only by RNA-specific factors, -1 for those split only by
+    protein-specific factors, 0 for those split by shared factors (from ``obs["distinguished_by"]``). Pass the key
+    as ``truth_key`` to the CITE-seq study (``indiseek benchmark cite-seq``).
+
+    Parameters
+    ----------
+    mdata
+        Simulated MuData with ``obs["distinguished_by"]``.
+    key_added
+        Name of the new ``obs`` column.
+
+    Returns
+    -------
+    ``key_added``; ``mdata.obs[key_added]`` is set (float).
+
+    Examples
+    --------
+    >>> import indiseek as isk
+    >>> mdata = isk.datasets.simulated_cite(n_cells=300, n_genes=200, seed=0)
+    >>> key = isk.datasets.add_expected_theta_sign(mdata)
+    >>> sorted(mdata.obs[key].unique().tolist())
+    [-1.0, 0.0, 1.0]
+    """
+    if "distinguished_by" not in mdata.obs:
+        raise KeyError(
+            "obs['distinguished_by'] is missing: the expected sign of theta is known only for data from "
+            "indiseek.datasets.simulated_cite."
+        )
+    sign = {"rna": 1.0, "prot": -1.0, "shared": 0.0}
+    mdata.obs[key_added] = mdata.obs["distinguished_by"].astype(str).map(sign).astype(float)
+    return key_added

@@ -37,6 +37,30 @@ class _PairedRows(Dataset):
         return {k: v[0] for k, v in self.__getitems__([index]).items()}
 
 
+def split_cells(
+    n_obs: int, train_indices, validation_size: float, batch_size: int, seed: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted training and validation positions: the cells to train on (all, or ``train_indices``), split at random."""
+    cells = np.arange(n_obs) if train_indices is None else np.asarray(train_indices, dtype=int)
+    if cells.size and (cells.min() < 0 or cells.max() >= n_obs):
+        raise IndexError(f"`train_indices` must be positions in [0, {n_obs}).")
+    cells = np.random.default_rng(seed).permutation(cells)
+    n_val = int(round(validation_size * len(cells)))
+    n_train = len(cells) - n_val
+    if n_train < 16 or (validation_size > 0 and n_val < 2):
+        raise ValueError(
+            f"Too few cells to train: {len(cells)} cells give {n_train} training and {n_val} validation cells. "
+            "IndiSeek needs at least 16 training cells and, with `validation_size > 0`, 2 validation cells; "
+            "use more cells or `validation_size=0`."
+        )
+    if n_train < batch_size:
+        raise ValueError(
+            f"Too few training cells ({n_train}) for `batch_size={batch_size}`: every batch would be the whole "
+            f"training set. Pass a smaller `batch_size` (e.g. {max(2, n_train // 4)})."
+        )
+    return np.sort(cells[n_val:]), np.sort(cells[:n_val])
+
+
 def _as_batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return batch
 

@@ -4,64 +4,36 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterator
 from typing import Literal
 
 import lightning.pytorch as pl
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 import torch
 from mudata import MuData
 from scvi import settings
 from scvi.data import AnnDataManager
-from scvi.data.fields import MuDataLayerField, MuDataNumericalObsField, MuDataObsmField
 from scvi.model.base import BaseModelClass
 from scvi.train import TrainRunner
 
-from indiseek._constants import X1_KEY, X2_KEY
+from indiseek._constants import STAGES, X1_KEY, X2_KEY
 from indiseek._validation import check_finite, check_mudata
-from indiseek.data._arrays import LENGTH_KEY, SEQUENCE_KEY, step_indicators
 
-from ._data import InMemoryDataSplitter
+from ._data import InMemoryDataSplitter, split_cells
+from ._distributed import ddp_strategy
+from ._fingerprint import input_fingerprint
+from ._inputs import ModelInputs
 from ._interrupt import StopOnInterrupt
 from ._module import IndiSeekModule
-from ._trainingplan import IndiSeekTrainingPlan
+from ._setup import check_positive_int, check_schedule, modality_fields
+from ._trainingplan import IndiSeekTrainingPlan, default_epochs
 
 logger = logging.getLogger(__name__)
 
 _KEYS = (X1_KEY, X2_KEY)
-#: Optimiser steps per loader batch in stage 1, whose steps are too small for Lightning's per-batch overhead (about
-#: 1 ms): the loader hands over 8 consecutive batches of the shuffled order at once and the plan steps through them,
-#: which trains exactly as batch by batch.
-_STAGE1_STEPS_PER_BATCH = 8
 
 
-def _default_epochs(n_train: int, batch_size: int, stage: str) -> int:
-    """Default epoch cap of a stage.
-
-    Stage 1: up to 20,000 steps (between 50 and 500 epochs); early stopping usually ends it much sooner. Stage 2:
-    4,000 encoder steps (between 20 and 300 epochs), each with its estimator steps.
-    """
-    steps_per_epoch = max(1, n_train // batch_size)
-    if stage == "shared":
-        return int(np.clip(round(20_000 / steps_per_epoch), 50, 500))
-    return int(np.clip(round(4_000 / steps_per_epoch), 20, 300))
-
-
-def _strategy(strategy):
-    """A DDP strategy name as a strategy that tolerates parameters without gradients (each stage trains some nets)."""
-    if not isinstance(strategy, str) or not strategy.startswith("ddp") or "find_unused" in strategy:
-        return strategy
-    from lightning.pytorch.strategies import DDPStrategy
-
-    start_method = {"ddp": "popen", "ddp_spawn": "spawn", "ddp_fork": "fork", "ddp_notebook": "fork"}.get(strategy)
-    if start_method is None:
-        return strategy
-    return DDPStrategy(find_unused_parameters=True, start_method=start_method)
-
-
-class IndiSeek(BaseModelClass):
+class IndiSeek(ModelInputs, BaseModelClass):
     r"""IndiSeek: shared and modality-specific representations of two paired modalities.
 
     Stage 1 learns shared representations :math:`C_1, C_2` with CLIP; stage 2, with :math:`C` fixed, learns for
@@ -81,16 +53,13 @@ class IndiSeek(BaseModelClass):
     n_layers
         Linear layers per encoder and decoder (the paper: 5-layer ReLU MLPs of width 50).
     n_estimator_layers
-        Linear layers of the CLUB estimator's mean and log-variance networks. The default of 2 (one hidden layer, as
-        in Cheng et al., 2020) matters: the estimator is refitted on the same training cells all along, and a
-        5-layer estimator memorises their ``c -> z`` pairs (on the simulated data its CLUB value ended at 82 on
-        training cells against -0.5 on validation cells), so the encoder spends its steps chasing noise.
+        Linear layers of the CLUB estimator's mean and log-variance networks (2: one hidden layer, as in Cheng et
+        al., 2020). A deeper estimator can memorise the training cells' ``c -> z`` pairs, which it is refitted on
+        all along (:doc:`/benchmarks` has the measurement).
     dropout
         Dropout rate in the hidden layers of the shared and specific encoders while they train (0: the paper's
-        networks, no dropout). It regularises the encoders on real samples: at the default ``lam``, ``dropout=0.2``
-        raised the joint k-means ARI from 0.24 to 0.40 on the 600-cell bone-marrow file (seven seeds) and from 0.37
-        to 0.76 on the 6,661-cell PBMC file (three seeds), and θ's rank agreement with the WNN weights with it
-        (see the benchmarks page).
+        networks, no dropout). It regularises the encoders on small real samples (see the
+        :doc:`/benchmarks`).
     lam
         :math:`\lambda`, the weight of the reconstruction term (paper eq. 2).
     objective
@@ -144,15 +113,13 @@ class IndiSeek(BaseModelClass):
         super().__init__(mdata)
         if not (np.isfinite(lam) and lam > 0):
             raise ValueError(f"`lam` must be a positive finite number, got {lam}.")
-        for name, value in (
-            ("n_shared", n_shared),
-            ("n_specific", n_specific),
-            ("n_hidden", n_hidden),
-            ("n_layers", n_layers),
-            ("n_estimator_layers", n_estimator_layers),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        check_positive_int(
+            n_shared=n_shared,
+            n_specific=n_specific,
+            n_hidden=n_hidden,
+            n_layers=n_layers,
+            n_estimator_layers=n_estimator_layers,
+        )
         n_inputs = [self.summary_stats[f"n_{key}"] for key in _KEYS]
         sequence_shapes = tuple(self._sequence_spec(mdata, i, check=False) for i in range(2))
         if encoder == "transformer" and sequence_shapes == (None, None):
@@ -175,6 +142,7 @@ class IndiSeek(BaseModelClass):
             standardize_specific=standardize_specific,
             encoder=encoder,
             sequence_shapes=tuple(None if spec is None else spec[:2] for spec in sequence_shapes),
+            modality_names=self.modality_names,
         )
         self._model_summary_string = (
             f"IndiSeek model ({objective}): modalities {self.modality_names[0]!r} ({n_inputs[0]} features) and "
@@ -182,7 +150,11 @@ class IndiSeek(BaseModelClass):
             f"n_hidden={n_hidden}, n_layers={n_layers}, dropout={dropout}, lam={lam}."
         )
         self.trained_stages_: list[str] = []
-        self.input_features_ = self._input_features(mdata)
+        setup = self.registry_["setup_args"]
+        self.input_features_ = {
+            name: input_fingerprint(mdata.mod[name], setup[f"{key}_obsm_key"])
+            for key, name in zip(_KEYS, self.modality_names, strict=True)
+        }
         self.init_params_ = self._get_init_params(locals())
 
     # ------------------------------------------------------------------------------------------------- setup
@@ -238,49 +210,8 @@ class IndiSeek(BaseModelClass):
                 f"got {modalities!r}."
             )
         check_mudata(mdata, (modalities[X1_KEY], modalities[X2_KEY]))
-        fields = []
-        for key, layer, obsm_key in ((X1_KEY, x1_layer, x1_obsm_key), (X2_KEY, x2_layer, x2_obsm_key)):
-            mod = mdata.mod[modalities[key]]
-            if layer is not None and obsm_key is not None:
-                raise ValueError(f"Give either `{key}_layer` or `{key}_obsm_key`, not both.")
-            if obsm_key is not None:
-                if obsm_key not in mod.obsm:
-                    raise KeyError(
-                        f"`.obsm[{obsm_key!r}]` is not in modality {modalities[key]!r}; it has "
-                        f"{list(mod.obsm)}. Run `indiseek.pp.prepare(mdata)` or pass an existing key."
-                    )
-                fields.append(
-                    MuDataObsmField(
-                        key, obsm_key, mod_key=modalities[key], correct_data_format=False, mod_required=True
-                    )
-                )
-            else:
-                if SEQUENCE_KEY in mod.uns:  # a sequence from `indiseek.data.from_arrays`: its lengths give the mask
-                    if LENGTH_KEY not in mod.obs:
-                        raise KeyError(
-                            f"Modality {modalities[key]!r} is a sequence but has no `.obs[{LENGTH_KEY!r}]` with the "
-                            "valid length of each sequence; build it with `indiseek.data.from_arrays`."
-                        )
-                    fields.append(
-                        MuDataNumericalObsField(
-                            f"{key}_{LENGTH_KEY}", LENGTH_KEY, mod_key=modalities[key], mod_required=True
-                        )
-                    )
-                if layer is not None and layer not in mod.layers:
-                    raise KeyError(
-                        f"Layer {layer!r} is not in modality {modalities[key]!r}; it has "
-                        f"{list(mod.layers)}. Run `indiseek.pp.prepare(mdata)` or pass an existing layer."
-                    )
-                fields.append(
-                    MuDataLayerField(
-                        key,
-                        layer,
-                        mod_key=modalities[key],
-                        is_count_data=False,
-                        correct_data_format=False,
-                        mod_required=True,
-                    )
-                )
+        sources = {X1_KEY: (x1_layer, x1_obsm_key), X2_KEY: (x2_layer, x2_obsm_key)}
+        fields = [f for key in _KEYS for f in modality_fields(mdata, key, modalities[key], *sources[key])]
         adata_manager = AnnDataManager(fields=fields, setup_method_args=setup_method_args)
         fields_logger = logging.getLogger("scvi.data.fields")  # silences "Generating sequential column names"
         level = fields_logger.level
@@ -296,122 +227,6 @@ class IndiSeek(BaseModelClass):
         """Names of the two modalities in ``mdata.mod``, in the order ``(x1, x2)``."""
         modalities = self.registry_["setup_args"]["modalities"]
         return modalities[X1_KEY], modalities[X2_KEY]
-
-    def _input_features(self, mdata: MuData) -> dict[str, dict]:
-        """What identifies each modality's input space.
-
-        Feature names; for ``.obsm`` inputs also a fingerprint of the PCA loadings that :func:`indiseek.pp.prepare`
-        (scanpy) stores in ``varm["PCs"]``.
-        """
-        setup = self.registry_["setup_args"]
-        out = {}
-        for key, name in zip(_KEYS, self.modality_names, strict=True):
-            mod = mdata.mod[name]
-            obsm_key = setup[f"{key}_obsm_key"]
-            if obsm_key is None:
-                out[name] = {"var_names": list(map(str, mod.var_names))}
-            else:
-                loadings = mod.varm["PCs"] if obsm_key == "X_pca" and "PCs" in mod.varm else None
-                out[name] = {
-                    "obsm_key": obsm_key,
-                    "var_names": list(map(str, mod.var_names)),
-                    "loadings": None if loadings is None else np.asarray(loadings[:, :3], dtype=np.float64).copy(),
-                }
-        return out
-
-    def _check_features(self, mdata: MuData, i: int) -> None:
-        """Refuse a MuData whose modality ``i`` is not in the training data's input space."""
-        name = self.modality_names[i]
-        if name not in mdata.mod:
-            raise KeyError(f"Modality {name!r} is not in the MuData; it has {list(mdata.mod)}.")
-        trained, mod = self.input_features_[name], mdata.mod[name]
-        names = list(map(str, mod.var_names))
-        if "obsm_key" not in trained:
-            if names != trained["var_names"]:
-                same_set = set(names) == set(trained["var_names"])
-                raise ValueError(
-                    f"Modality {name!r} has {'its features in another order than' if same_set else 'other features than'}"
-                    f" the training data ({len(names)} here, {len(trained['var_names'])} in training). Select them in "
-                    f"the training order: `mdata.mod[{name!r}] = mdata[{name!r}][:, model.input_features_[{name!r}]"
-                    '["var_names"]].copy()`, then `mdata.update()`.'
-                )
-            return
-        loadings = trained["loadings"]
-        if loadings is not None and trained["obsm_key"] == "X_pca" and "PCs" in mod.varm:
-            new = np.asarray(mod.varm["PCs"][:, : loadings.shape[1]], dtype=np.float64)
-            if (
-                names != trained["var_names"]
-                or new.shape != loadings.shape
-                or not np.allclose(new, loadings, atol=1e-5)
-            ):
-                raise ValueError(
-                    f"Modality {name!r}: `.obsm['X_pca']` of this MuData comes from another PCA than the training "
-                    "data's, so its components mean something else. Prepare the new cells together with the training "
-                    "cells (one `indiseek.pp.prepare` call) and train on a subset with `train_indices=`."
-                )
-
-    def _modality_index(self, modality: str | int) -> int:
-        names = self.modality_names
-        if modality in (0, 1):
-            return int(modality)
-        if modality in names:
-            return names.index(modality)
-        if modality in _KEYS:
-            return _KEYS.index(modality)
-        raise ValueError(f"Unknown modality {modality!r}; this model knows {names}.")
-
-    # ------------------------------------------------------------------------------------------------- data
-    def _sequence_spec(self, mdata: MuData | None, i: int, check: bool = True) -> tuple[int, int, str] | None:
-        """``(n_steps, n_features, padding)`` of modality ``i`` if it is registered as a sequence, else ``None``."""
-        mdata = self.adata if mdata is None else mdata
-        key = _KEYS[i]
-        if f"{key}_{LENGTH_KEY}" not in self.adata_manager.data_registry:
-            return None
-        spec = mdata.mod[self.modality_names[i]].uns.get(SEQUENCE_KEY)
-        if spec is None:
-            raise ValueError(
-                f"Modality {self.modality_names[i]!r} was trained as a sequence, but this MuData has no "
-                f"`.uns[{SEQUENCE_KEY!r}]`; build it with `indiseek.data.from_arrays`."
-            )
-        shape = (int(spec["n_steps"]), int(spec["n_features"]))
-        if check and shape != self.module.sequence_shapes[i]:
-            raise ValueError(
-                f"Modality {self.modality_names[i]!r} has sequences of shape {shape}; the model was trained on "
-                f"{self.module.sequence_shapes[i]}."
-            )
-        return (*shape, spec["padding"])
-
-    def _matrix(self, mdata: MuData | None, key: str):
-        """The registered matrix of modality ``key`` (the user's data, never modified).
-
-        For a sequence modality, the model's packed input: the values followed by the step indicators.
-        """
-        mdata = self._validate_anndata(mdata)
-        manager = self.get_anndata_manager(mdata, required=True)
-        x = manager.get_from_registry(key)
-        if isinstance(x, pd.DataFrame):
-            x = x.to_numpy()
-        spec = self._sequence_spec(mdata, _KEYS.index(key))
-        if spec is not None:
-            lengths = np.asarray(manager.get_from_registry(f"{key}_{LENGTH_KEY}")).ravel()
-            values = x.toarray() if sp.issparse(x) else np.asarray(x, dtype=np.float32)
-            x = np.hstack([values, step_indicators(lengths, spec[0], spec[2])])
-        return x
-
-    def _dense(self, x, rows: np.ndarray | None = None) -> torch.Tensor:
-        if isinstance(x, torch.Tensor):
-            return x if rows is None else x[torch.as_tensor(rows)]
-        x = x if rows is None else x[rows]
-        x = x.toarray() if sp.issparse(x) else np.asarray(x)
-        return torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32))
-
-    def _training_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        tensors = []
-        for key, name in zip(_KEYS, self.modality_names, strict=True):
-            x = self._matrix(None, key)
-            check_finite(x, f"The input of modality {name!r}")
-            tensors.append(self._dense(x))
-        return tensors[0], tensors[1]
 
     # ------------------------------------------------------------------------------------------------- training
     def train(
@@ -499,120 +314,80 @@ class IndiSeek(BaseModelClass):
         seed = settings.seed if seed is None else seed
         if seed is not None:
             pl.seed_everything(seed, verbose=False)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 2:
-            raise ValueError(
-                f"`batch_size` must be an integer of at least 2 (contrastive losses need pairs), got {batch_size!r}."
-            )
-        if not (np.isfinite(lr) and lr > 0):
-            raise ValueError(f"`lr` must be a positive finite number, got {lr}.")
-        if not 0 <= validation_size < 1:
-            raise ValueError(f"`validation_size` must be in [0, 1), got {validation_size}.")
+        check_schedule(lr, batch_size, validation_size)
         x1, x2 = self._training_tensors()
-        cells = np.arange(self.adata.n_obs) if train_indices is None else np.asarray(train_indices, dtype=int)
-        if cells.size and (cells.min() < 0 or cells.max() >= self.adata.n_obs):
-            raise IndexError(f"`train_indices` must be positions in [0, {self.adata.n_obs}).")
-        rng = np.random.default_rng(seed)
-        cells = rng.permutation(cells)
-        n_val = int(round(validation_size * len(cells)))
-        n_train = len(cells) - n_val
-        if n_train < 16 or (validation_size > 0 and n_val < 2):
-            raise ValueError(
-                f"Too few cells to train: {len(cells)} cells give {n_train} training and {n_val} validation cells. "
-                "IndiSeek needs at least 16 training cells and, with `validation_size > 0`, 2 validation cells; "
-                "use more cells or `validation_size=0`."
-            )
-        if n_train < batch_size:
-            raise ValueError(
-                f"Too few training cells ({n_train}) for `batch_size={batch_size}`: every batch would be the whole "
-                f"training set. Pass a smaller `batch_size` (e.g. {max(2, n_train // 4)})."
-            )
-        train_idx, val_idx = np.sort(cells[n_val:]), np.sort(cells[:n_val])
-        early_stopping = early_stopping and n_val > 0
-        self.module.set_input_scale(x1[train_idx], x2[train_idx], self.modality_names)
-
+        train_idx, val_idx = split_cells(self.adata.n_obs, train_indices, validation_size, batch_size, seed)
+        self.module.set_input_scale(x1[train_idx], x2[train_idx])
+        plan_kwargs = {
+            "lr": lr,
+            "batch_size": batch_size,
+            "n_estimator_steps": n_estimator_steps,
+            **(plan_kwargs or {}),
+        }
+        runner_kwargs = {
+            "accelerator": accelerator,
+            "devices": devices,
+            "strategy": strategy,
+            "early_stopping": early_stopping and len(val_idx) > 0,
+            "early_stopping_patience": early_stopping_patience,
+            "check_val_every_n_epoch": 1 if len(val_idx) else None,
+            "enable_progress_bar": enable_progress_bar,
+            **trainer_kwargs,
+        }
         history: dict[str, pd.DataFrame] = {}
-        epochs = {"shared": max_epochs_shared, "specific": max_epochs_specific}
-        interrupt = StopOnInterrupt()
-        user_callbacks = list(trainer_kwargs.pop("callbacks", None) or [])
-        stages = ("shared", "specific") if self.module.has_specific else ("shared",)
-        for stage in stages:
-            n_epochs = _default_epochs(n_train, batch_size, stage) if epochs[stage] is None else int(epochs[stage])
+        stages = STAGES if self.module.has_specific else STAGES[:1]
+        for stage, max_epochs in zip(stages, (max_epochs_shared, max_epochs_specific)[: len(stages)], strict=True):
+            n_epochs = default_epochs(len(train_idx), batch_size, stage) if max_epochs is None else int(max_epochs)
             if n_epochs == 0:
                 continue
             tensors = {"x1": x1, "x2": x2}
             if stage == "specific":  # the shared features are fixed in stage 2: compute them once
                 tensors.update(c1=self._encode(x1, 0, "shared"), c2=self._encode(x2, 1, "shared"))
-            data = InMemoryDataSplitter(
-                tensors,
-                train_idx,
-                val_idx,
-                batch_size=batch_size,
-                steps_per_batch=_STAGE1_STEPS_PER_BATCH if stage == "shared" else 1,
-                n_estimator_batches=n_estimator_steps if stage == "specific" and len(self.module.estimators) else 0,
-                seed=seed or 0,
-            )
-            plan = self._training_plan_cls(
-                self.module,
-                stage=stage,
-                lr=lr,
-                n_estimator_steps=n_estimator_steps,
-                modality_names=self.modality_names,
-                batch_size=batch_size,
-                **(plan_kwargs or {}),
-            )
-            self.is_trained_ = False  # each stage's history is kept whole, not appended to the other's
-            self.module.train()
-            runner = TrainRunner(
-                self,
-                training_plan=plan,
-                data_splitter=data,
-                max_epochs=n_epochs,
-                accelerator=accelerator,
-                devices=devices,
-                strategy=_strategy(strategy),
-                early_stopping=early_stopping and stage == "shared",
-                early_stopping_monitor=plan.monitor,
-                early_stopping_patience=early_stopping_patience,
-                check_val_every_n_epoch=1 if n_val else None,
-                enable_progress_bar=enable_progress_bar,
-                callbacks=[*user_callbacks, interrupt],  # a new list per stage: scvi's Trainer appends to it
-                **{"log_every_n_steps": 1, **trainer_kwargs},
-            )
-            with interrupt.catching():
-                runner()
+            split = {"train_idx": train_idx, "val_idx": val_idx, "seed": seed or 0}
+            interrupted = self._train_stage(stage, tensors, split, n_epochs, plan_kwargs, runner_kwargs)
             history.update(self.history_ or {})
-            if stage not in self.trained_stages_:
-                self.trained_stages_.append(stage)
-            if interrupt.requested:
-                n_done = len(history.get(f"{stage}_loss_train", []))
-                warnings.warn(
-                    f"Training was interrupted in the {stage} stage after {n_done} epoch(s); the model keeps what was "
-                    "trained so far and later stages were skipped. Call `model.train()` again to continue (e.g. "
-                    "`model.train(0, None)` to train stage 2 only).",
-                    UserWarning,
-                    stacklevel=settings.warnings_stacklevel,
-                )
+            if interrupted:
                 break
         self.history_ = history
         self.is_trained_ = stages[-1] in self.trained_stages_
         self.module.eval()
 
+    def _train_stage(self, stage: str, tensors, split: dict, n_epochs: int, plan_kwargs, runner_kwargs) -> bool:
+        """Train one stage through scvi-tools' runner; returns whether Ctrl-C interrupted it (with a warning)."""
+        plan = self._training_plan_cls(self.module, stage=stage, **plan_kwargs)
+        data = InMemoryDataSplitter(tensors, **split, **plan.loader_kwargs)
+        runner_kwargs = {**runner_kwargs, "strategy": ddp_strategy(runner_kwargs["strategy"])}  # a new one per stage
+        early_stopping = runner_kwargs.pop("early_stopping") and stage == "shared"
+        interrupt = StopOnInterrupt()
+        callbacks = [*(runner_kwargs.pop("callbacks", None) or []), interrupt]  # a new list: scvi's Trainer appends
+        self.is_trained_ = False  # each stage's history is kept whole, not appended to the other's
+        self.module.train()
+        runner = TrainRunner(
+            self,
+            training_plan=plan,
+            data_splitter=data,
+            max_epochs=n_epochs,
+            early_stopping=early_stopping,
+            early_stopping_monitor=plan.monitor,
+            callbacks=callbacks,
+            **{"log_every_n_steps": 1, **runner_kwargs},
+        )
+        with interrupt.catching():
+            runner()
+        if stage not in self.trained_stages_:
+            self.trained_stages_.append(stage)
+        if interrupt.requested:
+            n_done = len((self.history_ or {}).get(f"{stage}_loss_train", []))
+            warnings.warn(
+                f"Training was interrupted in the {stage} stage after {n_done} epoch(s); the model keeps what was "
+                "trained so far and later stages were skipped. Call `model.train()` again to continue (e.g. "
+                "`model.train(0, None)` to train stage 2 only).",
+                UserWarning,
+                stacklevel=settings.warnings_stacklevel,
+            )
+        return interrupt.requested
+
     # ------------------------------------------------------------------------------------------------- inference
-    def _batches(self, x, batch_size: int) -> Iterator[torch.Tensor]:
-        for start in range(0, x.shape[0], batch_size):
-            yield self._dense(x, np.arange(start, min(start + batch_size, x.shape[0])))
-
-    @torch.no_grad()
-    def _encode(self, x, i: int, kind: str, batch_size: int = 4096) -> torch.Tensor:
-        """Representation ``kind`` of modality ``i`` for the rows of ``x`` (array or tensor), in evaluation mode."""
-        was_training = self.module.training
-        self.module.eval()
-        encode = self.module.shared if kind == "shared" else self.module.specific
-        device = self.device
-        out = [encode(b.to(device), i).cpu() for b in self._batches(x, batch_size)]
-        self.module.train(was_training)
-        return torch.cat(out) if out else torch.zeros((0, 0))
-
     @torch.inference_mode()
     def get_latent_representation(
         self,

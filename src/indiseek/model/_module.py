@@ -1,4 +1,17 @@
-"""The IndiSeek networks and losses (an scvi-tools module)."""
+r"""The IndiSeek networks and losses (an scvi-tools module).
+
+Stage 1 (CLIP) trains the shared encoders :math:`f_i` with the symmetric InfoNCE loss; the shared representation is
+the L2-normalised output :math:`C_i = f_i(X_i) / \|f_i(X_i)\|`. Stage 2, with :math:`C` fixed, trains for each
+modality :math:`i` a specific encoder :math:`h_i`, :math:`Z_i = h_i(X_i)`, and a decoder :math:`g_i` on (paper eq. 2)
+
+.. math::
+    \mathrm{CLUB}(Z_i; C_{3-i}) + \frac{\lambda}{2\,E\|X_i\|^2}\,E\|g_i(Z_i, C_i) - X_i\|^2,
+
+with the CLUB estimator :math:`q_i(z_i \mid c_{3-i})` fitted by maximum likelihood in alternation (the training plan
+runs the alternation). Stage 2 follows scvi-tools' path: :meth:`IndiSeekModule.inference` gives :math:`C` and
+:math:`Z`, :meth:`IndiSeekModule.generative` the reconstructions :math:`g_i(Z_i, C_i)`, and
+:meth:`IndiSeekModule.loss` states each objective's terms.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +21,7 @@ import torch
 from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 from torch import nn
 
-from indiseek._constants import ENCODERS, ESTIMATORS, OBJECTIVE_TERMS, OBJECTIVES, X1_KEY, X2_KEY
+from indiseek._constants import ENCODERS, ESTIMATORS, OBJECTIVES, X1_KEY, X2_KEY
 from indiseek.nn import (
     MLP,
     ContrastiveCritic,
@@ -22,6 +35,10 @@ from indiseek.nn import (
 #: CLIP's initial inverse temperature (1 / 0.07) and the cap on it (100), as in Radford et al. (2021).
 _INIT_LOGIT_SCALE = float(torch.log(torch.tensor(1 / 0.07)))
 _MAX_LOGIT_SCALE = float(torch.log(torch.tensor(100.0)))
+#: Keys of the fixed shared features in a stage-2 batch.
+C_KEYS = ("c1", "c2")
+#: Objectives whose specific representation is reconstructed with a decoder (the others use an InfoNCE critic).
+_RECONSTRUCTING = ("indiseek", "indiseek_noswitch")
 
 
 def _standardizer(n: int) -> nn.BatchNorm1d:
@@ -37,20 +54,11 @@ def _standardizer(n: int) -> nn.BatchNorm1d:
 class IndiSeekModule(BaseModuleClass):
     r"""Shared encoders :math:`f_i`, specific encoders :math:`h_i`, decoders :math:`g_i` and CLUB estimators.
 
-    Stage 1 trains :math:`f_1, f_2` with the symmetric InfoNCE (CLIP) loss; the shared representation is the
-    L2-normalised output :math:`C_i = f_i(X_i) / \|f_i(X_i)\|`, the co-embedding that the loss compares. Stage 2,
-    with :math:`C` fixed, minimises for each modality :math:`i` (paper eq. 2)
-
-    .. math::
-        \mathrm{CLUB}(Z_i; C_{3-i}) + \frac{\lambda}{2\,E\|X_i\|^2}\,E\|g_i(Z_i, C_i) - X_i\|^2,
-        \qquad Z_i = h_i(X_i),
-
-    with the CLUB estimator :math:`q_i(z_i \mid c_{3-i})` fitted by maximum likelihood in alternation.
-    :math:`E\|X_i\|^2` is a buffer set once from the training cells (:meth:`set_input_scale`). The networks see
-    :math:`\tilde X_i = X_i / r_i` with the scalar :math:`r_i^2 = E\|X_i\|^2 / d_i`, and :math:`g_i` predicts
-    :math:`\tilde X_i`; one scalar per modality keeps the relative scale of the features (and so the weighting of the
-    reconstruction term) unchanged, and :math:`\|g_i - \tilde X_i\|^2 / d_i` equals eq. (2)'s
-    :math:`\|r_i g_i - X_i\|^2 / E\|X_i\|^2`.
+    The networks see :math:`\tilde X_i = X_i / r_i` with the scalar :math:`r_i^2 = E\|X_i\|^2 / d_i` (a buffer set
+    once from the training cells, :meth:`set_input_scale`), and :math:`g_i` predicts :math:`\tilde X_i`; one scalar
+    per modality keeps the relative scale of the features unchanged, and :math:`\|g_i - \tilde X_i\|^2 / d_i` equals
+    eq. (2)'s :math:`\|r_i g_i - X_i\|^2 / E\|X_i\|^2`. A stage-2 batch holds the inputs ``x1``, ``x2`` and the fixed
+    shared features ``c1``, ``c2``; a modality whose input is absent from the batch is skipped.
 
     Parameters
     ----------
@@ -65,25 +73,22 @@ class IndiSeekModule(BaseModuleClass):
     n_layers
         Number of linear layers of every encoder and decoder.
     n_estimator_layers
-        Number of linear layers of the CLUB mean and log-variance networks (see :class:`~indiseek.IndiSeek`).
+        Number of linear layers of the CLUB mean and log-variance networks.
     dropout
         Dropout rate in the hidden layers of the shared and specific encoders (not of the decoders, critics or
-        estimators), active only while that encoder trains: the shared features that stage 2 holds fixed are
-        computed without it.
+        estimators), active only while that encoder trains.
     lam
-        :math:`\lambda`, the weight of the reconstruction term.
+        :math:`\lambda`, the weight of the completeness (reconstruction) term.
     objective
-        The stage-2 loss of each modality, :math:`D_i + \frac{\lambda}{2} K_i` with a dependence term :math:`D_i`
-        and a completeness term :math:`K_i`, everything else (networks, optimiser, schedule) equal:
+        The stage-2 loss of each modality (:meth:`objective_terms`), everything else equal:
 
-        * ``"indiseek"``: :math:`D_i = \mathrm{CLUB}(Z_i; C_{3-i})`, :math:`K_i` = the scaled reconstruction error
-          of :math:`X_i` from :math:`(Z_i, C_i)` (eq. 2);
+        * ``"indiseek"``: :math:`\mathrm{CLUB}(Z_i; C_{3-i})` + :math:`\frac{\lambda}{2}` the scaled reconstruction
+          error of :math:`X_i` from :math:`(Z_i, C_i)` (eq. 2);
         * ``"indiseek_noswitch"``: the same with :math:`\mathrm{CLUB}(Z_i; C_i)` (the paper's IndiSeek0);
-        * ``"factorcl"``: :math:`D_i = \mathrm{CLUB}(Z_i; C_i)`, :math:`K_i` = InfoNCE between :math:`(C_i, Z_i)`
-          and :math:`X_i` (task-agnostic FactorizedCL, with the same CLUB estimator as IndiSeek);
-        * ``"infodisen"``: :math:`D_i` = the orthogonality of :math:`Z_i` and :math:`C_i`
-          (:func:`~indiseek.nn.orthogonality`), :math:`K_i` = InfoNCE between :math:`(C_{3-i}, Z_i)` and
-          :math:`X_i`;
+        * ``"factorcl"``: :math:`\mathrm{CLUB}(Z_i; C_i)` + :math:`\frac{\lambda}{2}` InfoNCE between
+          :math:`(Z_i, C_i)` and :math:`X_i` (task-agnostic FactorizedCL, with IndiSeek's CLUB estimator);
+        * ``"infodisen"``: the orthogonality of :math:`Z_i` and :math:`C_i` (:func:`~indiseek.nn.orthogonality`) +
+          :math:`\frac{\lambda}{2}` InfoNCE between :math:`(Z_i, C_{3-i})` and :math:`X_i`;
         * ``"clip"``: no specific representations (the CLIP-only baseline); only stage 1 trains.
     estimator
         The CLUB estimator: ``"mlp"`` (mean and log-variance networks fitted by gradient steps, Cheng et al. 2020)
@@ -95,12 +100,23 @@ class IndiSeekModule(BaseModuleClass):
         :math:`Z_i` to outrun the estimator; :math:`g_i` undoes any scale it needs.
     encoder
         Encoder of sequence modalities: ``"mlp"`` (an MLP over the flattened steps and their validity indicators)
-        or ``"transformer"`` (:class:`~indiseek.nn.SequenceEncoder`: 2 layers, 2 heads, width 128, masked mean
-        pooling). Flat modalities always use MLPs.
+        or ``"transformer"`` (:class:`~indiseek.nn.SequenceEncoder`). Flat modalities always use MLPs.
     sequence_shapes
         Per modality, ``(n_steps, n_features)`` if it is a sequence, else ``None``. A sequence modality's input
         is packed: its ``n_steps * n_features`` values (``n_input``) followed by ``n_steps`` step indicators (1 for
         a valid step, 0 for padding). Its reconstruction error counts valid steps only.
+    modality_names
+        Names of the two modalities in the loss terms (``club_<name>``, ``recon_<name>``, ...).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from indiseek.model import IndiSeekModule
+    >>> module = IndiSeekModule(6, 4, n_hidden=8, n_layers=2, modality_names=("rna", "prot"))
+    >>> batch = {"x1": torch.randn(16, 6), "x2": torch.randn(16, 4)}
+    >>> _, _, out = module(batch)
+    >>> sorted(out.extra_metrics), sorted(out.reconstruction_loss)
+    (['club_prot', 'club_rna'], ['recon_prot', 'recon_rna'])
     """
 
     def __init__(
@@ -121,62 +137,46 @@ class IndiSeekModule(BaseModuleClass):
         standardize_specific: bool = True,
         encoder: str = "mlp",
         sequence_shapes: tuple[tuple[int, int] | None, tuple[int, int] | None] = (None, None),
+        modality_names: tuple[str, str] = ("x1", "x2"),
     ):
         super().__init__()
-        if encoder not in ENCODERS:
-            raise ValueError(f"Unknown encoder {encoder!r}; choose one of {ENCODERS}.")
-        self.sequence_shapes = tuple(None if s is None else (int(s[0]), int(s[1])) for s in sequence_shapes)
-        for n, shape in zip((n_input1, n_input2), self.sequence_shapes, strict=True):
-            if shape is not None and shape[0] * shape[1] != n:
-                raise ValueError(f"A sequence of shape {shape} has {shape[0] * shape[1]} values, not {n}.")
-        self.encoder_kind = encoder
-        if objective not in OBJECTIVES:
-            raise ValueError(f"Unknown objective {objective!r}; choose one of {OBJECTIVES}.")
+        for value, allowed, what in ((encoder, ENCODERS, "encoder"), (objective, OBJECTIVES, "objective")):
+            if value not in allowed:
+                raise ValueError(f"Unknown {what} {value!r}; choose one of {allowed}.")
         if estimator not in ESTIMATORS:
             raise ValueError(f"Unknown estimator {estimator!r}; choose one of {ESTIMATORS}.")
-        self.objective = objective
+        self.n_inputs = (n_input1, n_input2)
+        self.sequence_shapes = tuple(None if s is None else (int(s[0]), int(s[1])) for s in sequence_shapes)
+        for n, shape in zip(self.n_inputs, self.sequence_shapes, strict=True):
+            if shape is not None and shape[0] * shape[1] != n:
+                raise ValueError(f"A sequence of shape {shape} has {shape[0] * shape[1]} values, not {n}.")
+        self.encoder_kind, self.objective, self.estimator_kind = encoder, objective, estimator
         self.dropout = dropout  # validated by the encoders that take it
-        self.estimator_kind = estimator
-        self.terms = OBJECTIVE_TERMS.get(objective)
         self.lam = float(lam)
         self.n_shared, self.n_specific = n_shared, n_specific
-        n_inputs = (n_input1, n_input2)
-        self.n_inputs = n_inputs
+        self.modality_names = tuple(modality_names)
+        # the construction order fixes how the seeded initialisation is drawn: keep it
         self.shared_encoders = nn.ModuleList([self._encoder(i, n_shared, n_hidden, n_layers) for i in range(2)])
         self.logit_scale = nn.Parameter(torch.tensor(_INIT_LOGIT_SCALE))
-        n_stage2 = n_inputs if self.terms is not None else ()  # the CLIP-only baseline has no stage-2 networks
+        stage2 = range(2) if self.has_specific else range(0)  # the CLIP-only baseline has no stage-2 networks
+        z_norm = _standardizer if standardize_specific else lambda n: nn.Identity()
         self.specific_encoders = nn.ModuleList(
-            [
-                nn.Sequential(
-                    self._encoder(i, n_specific, n_hidden, n_layers),
-                    _standardizer(n_specific) if standardize_specific else nn.Identity(),
-                )
-                for i in range(len(n_stage2))
-            ]
+            [nn.Sequential(self._encoder(i, n_specific, n_hidden, n_layers), z_norm(n_specific)) for i in stage2]
         )
-        completeness = self.terms[2] if self.terms else None
+        n_rep = n_specific + n_shared
+        reconstructs, contrasts = objective in _RECONSTRUCTING, objective in ("factorcl", "infodisen")
         self.decoders = nn.ModuleList(
-            [MLP(n_specific + n_shared, n, n_hidden=n_hidden, n_layers=n_layers) for n in n_stage2]
-            if completeness == "recon"
-            else []
+            [MLP(n_rep, self.n_inputs[i], n_hidden=n_hidden, n_layers=n_layers) for i in stage2 if reconstructs]
         )
         self.critics = nn.ModuleList(
-            [ContrastiveCritic(n_specific + n_shared, n, n_hidden=n_hidden, temperature=temperature) for n in n_stage2]
-            if completeness == "nce"
+            [ContrastiveCritic(n_rep, self.n_inputs[i], n_hidden=n_hidden, temperature=temperature) for i in stage2]
+            if contrasts
             else []
         )
-        dependence = self.terms[0] if self.terms else None
         self.estimators = nn.ModuleList(
-            [
-                GaussianCLUB(n_shared, n_specific, n_hidden=n_hidden, n_layers=n_estimator_layers)
-                if estimator == "mlp"
-                else MomentsCLUB(n_shared, n_specific)
-                for _ in n_stage2
-            ]
-            if dependence == "club"
-            else []
+            [self._estimator(n_estimator_layers, n_hidden) for _ in stage2 if self.uses_club]
         )
-        self.register_buffer("input_scale", torch.tensor([float(n) for n in n_inputs]))
+        self.register_buffer("input_scale", torch.tensor([float(n) for n in self.n_inputs]))
 
     def _encoder(self, i: int, n_output: int, n_hidden: int, n_layers: int) -> nn.Module:
         """Encoder of modality ``i``: an MLP, or for a sequence modality the chosen sequence encoder."""
@@ -187,7 +187,27 @@ class IndiSeekModule(BaseModuleClass):
             return SequenceEncoder(*shape, n_output, dropout=self.dropout)
         return MLP(self.n_inputs[i] + shape[0], n_output, n_hidden=n_hidden, n_layers=n_layers, dropout=self.dropout)
 
+    def _estimator(self, n_layers: int, n_hidden: int) -> nn.Module:
+        if self.estimator_kind == "mlp":
+            return GaussianCLUB(self.n_shared, self.n_specific, n_hidden=n_hidden, n_layers=n_layers)
+        return MomentsCLUB(self.n_shared, self.n_specific)
+
     # ----------------------------------------------------------------------------------------- parameters
+    @property
+    def has_specific(self) -> bool:
+        """Whether the objective learns specific representations (all but the CLIP-only baseline)."""
+        return self.objective != "clip"
+
+    @property
+    def uses_club(self) -> bool:
+        """Whether the objective's dependence term is a CLUB bound (with estimators fitted in stage 2)."""
+        return self.objective in ("indiseek", "indiseek_noswitch", "factorcl")
+
+    @property
+    def trains_estimator(self) -> bool:
+        """Whether stage 2 alternates with gradient steps of CLUB estimators (``estimator="mlp"``)."""
+        return self.uses_club and self.estimator_kind == "mlp"
+
     def shared_parameters(self) -> Iterator[nn.Parameter]:
         """Parameters trained in stage 1."""
         yield from self.shared_encoders.parameters()
@@ -200,16 +220,6 @@ class IndiSeekModule(BaseModuleClass):
                 if i < len(nets):
                     yield from nets[i].parameters()
 
-    @property
-    def has_specific(self) -> bool:
-        """Whether the objective learns specific representations (all but the CLIP-only baseline)."""
-        return self.terms is not None
-
-    @property
-    def trains_estimator(self) -> bool:
-        """Whether stage 2 alternates with gradient steps of CLUB estimators (``estimator="mlp"``)."""
-        return len(self.estimators) > 0 and self.estimator_kind == "mlp"
-
     def estimator_parameters(self, modalities: tuple[int, ...] = (0, 1)) -> Iterator[nn.Parameter]:
         """CLUB estimator parameters (of the given modalities), fitted by maximum likelihood in stage 2."""
         for i in modalities:
@@ -217,14 +227,14 @@ class IndiSeekModule(BaseModuleClass):
                 yield from self.estimators[i].parameters()
 
     @torch.no_grad()
-    def set_input_scale(self, x1: torch.Tensor, x2: torch.Tensor, names: tuple[str, str] = ("x1", "x2")) -> None:
+    def set_input_scale(self, x1: torch.Tensor, x2: torch.Tensor, names: tuple[str, str] | None = None) -> None:
         r"""Record :math:`E\|X_i\|^2` over the training cells (``names`` are used in error messages)."""
         for i, x in enumerate((x1, x2)):
             scale = (self._values(x, i).double() ** 2).sum(dim=1).mean()
             if not torch.isfinite(scale) or scale <= 0:
                 raise ValueError(
-                    f"Modality {names[i]!r} has E||X||^2 = {float(scale)}: its values are all zero or not finite, "
-                    "so the reconstruction term cannot be scaled. Check the input representation."
+                    f"Modality {(names or self.modality_names)[i]!r} has E||X||^2 = {float(scale)}: its values are "
+                    "all zero or not finite, so the reconstruction term cannot be scaled. Check the input."
                 )
             self.input_scale[i] = scale.to(self.input_scale.dtype)
 
@@ -257,174 +267,137 @@ class IndiSeekModule(BaseModuleClass):
         """Specific representation :math:`Z_i` of modality ``i`` (0 or 1)."""
         return self.specific_encoders[i](self._encoder_input(x, i))
 
+    def _unit(self, i: int) -> torch.Tensor:
+        """:math:`r_i`, the scale of modality ``i``'s input in network units."""
+        return torch.sqrt(self.input_scale[i] / self.n_inputs[i])
+
     def reconstruct(self, z: torch.Tensor, c: torch.Tensor, i: int) -> torch.Tensor:
         """Decoder :math:`g_i(Z_i, C_i)`, in the input's original units."""
-        return self.decoders[i](torch.cat([z, c], dim=1)) * torch.sqrt(self.input_scale[i] / self.n_inputs[i])
+        return self.decoders[i](torch.cat([z, c], dim=1)) * self._unit(i)
 
-    # ----------------------------------------------------------------------------------------- losses
+    # ----------------------------------------------------------------------------------------- stage 1
     def shared_loss(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
-        """Stage-1 symmetric InfoNCE loss."""
+        """Stage-1 loss: the symmetric InfoNCE (CLIP) loss between :math:`C_1` and :math:`C_2`."""
         with torch.no_grad():
             self.logit_scale.clamp_(max=_MAX_LOGIT_SCALE)
         return symmetric_info_nce(self.shared(x1, 0), self.shared(x2, 1), self.logit_scale)
 
-    def _shared_pair(self, x1, x2, c1, c2) -> tuple[torch.Tensor, torch.Tensor]:
-        if c1 is not None and c2 is not None:
-            return c1, c2
+    # ----------------------------------------------------------------------------------------- stage 2
+    def _get_inference_input(self, tensors: dict[str, torch.Tensor], **kwargs) -> dict:
+        return {"x": (tensors.get(X1_KEY), tensors.get(X2_KEY)), "c": tuple(tensors.get(k) for k in C_KEYS)}
+
+    @auto_move_data
+    def inference(self, x: tuple, c: tuple = (None, None)) -> dict[str, tuple]:
+        """Shared and specific features of the modalities present (``None`` for an absent one).
+
+        The shared features :math:`C_i` are taken from ``c`` where given, else computed without gradients (stage 2
+        holds them fixed).
+        """
         with torch.no_grad():
-            return self.shared(x1, 0), self.shared(x2, 1)
+            c = tuple(
+                self.shared(xi, i) if ci is None and xi is not None else ci
+                for i, (xi, ci) in enumerate(zip(x, c, strict=True))
+            )
+        z = tuple(None if xi is None else self.specific(xi, i) for i, xi in enumerate(x))
+        return {"shared": c, "specific": z}
 
-    @staticmethod
-    def _pick(c_own: torch.Tensor, c_other: torch.Tensor, whose: str) -> torch.Tensor:
-        return c_other if whose == "other" else c_own
+    def _get_generative_input(self, tensors, inference_outputs, **kwargs) -> dict:
+        return {"specific": inference_outputs["specific"], "shared": inference_outputs["shared"]}
 
-    def term_names(self, i: int) -> tuple[str, str]:
-        """Names of modality ``i``'s dependence and completeness terms (e.g. ``("club0", "recon0")``)."""
-        return f"{self.terms[0]}{i}", f"{self.terms[2]}{i}"
+    def generative(self, specific: tuple, shared: tuple) -> dict[str, tuple]:
+        r"""Decoder outputs :math:`g_i(Z_i, C_i)`; empty for objectives without decoders.
 
-    def specific_terms(
-        self, x: torch.Tensor, i: int, c_own: torch.Tensor, c_other: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        r"""Dependence and completeness terms of modality ``i``'s stage-2 loss on a batch.
-
-        ``c_own`` is :math:`C_i` and ``c_other`` :math:`C_{3-i}` for the batch (in the oracle study both are the
-        given shared features). ``recon`` is the squared reconstruction error divided by :math:`E\|X_i\|^2`
-        (computed on the scaled input, see the class docstring); ``nce`` is the InfoNCE loss of the critic.
+        ``"decoded"`` holds them in network units (the reconstruction term compares them with :math:`\tilde X_i`),
+        ``"reconstruction"`` in the input's units.
         """
-        dependence, dep_whose, completeness, comp_whose = self.terms
-        z = self.specific(x, i)
-        x_scaled = self.scaled(x, i)
-        c_dep = self._pick(c_own, c_other, dep_whose)
-        dep = self.estimators[i](c_dep, z) if dependence == "club" else orthogonality(z, c_dep)
-        rep = torch.cat([z, self._pick(c_own, c_other, comp_whose)], dim=1)
-        if completeness == "recon":
-            error = (self.decoders[i](rep) - x_scaled) ** 2
-            valid = self._valid_values(x, i)
-            comp = (error if valid is None else error * valid).mean()
-        else:
-            comp = self.critics[i](rep, x_scaled)
-        return dep, comp
-
-    def specific_loss(
-        self, x1: torch.Tensor, x2: torch.Tensor, c1: torch.Tensor | None = None, c2: torch.Tensor | None = None
-    ) -> dict[str, torch.Tensor]:
-        """Stage-2 loss terms per modality (see :meth:`term_names`) and their total (``loss``).
-
-        The total is ``sum_i dependence_i + lam / 2 * completeness_i``. The shared features ``c1``, ``c2`` are
-        computed from ``x1``, ``x2`` unless given (they are fixed in stage 2).
-        """
-        if not self.has_specific:
-            raise RuntimeError("The CLIP-only objective has no stage 2.")
-        c = self._shared_pair(x1, x2, c1, c2)
-        out: dict[str, torch.Tensor] = {}
-        total = x1.new_zeros(())
-        for i, x in enumerate((x1, x2)):
-            dep, comp = self.specific_terms(x, i, c[i], c[1 - i])
-            names = self.term_names(i)
-            out[names[0]], out[names[1]] = dep, comp
-            total = total + dep + 0.5 * self.lam * comp
-        out["loss"] = total
-        return out
-
-    def _estimator_pairs(self, xs, cs, modalities) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
-        """``(i, condition, z)`` of each modality's CLUB estimator, with ``z`` from the current encoder (no grad)."""
-        for i in modalities:
-            with torch.no_grad():
-                z = self.specific(xs[i], i)
-            yield i, self._pick(cs[i], cs[1 - i], self.terms[1]), z
-
-    def estimator_loss(
-        self,
-        x1: torch.Tensor,
-        x2: torch.Tensor,
-        c1: torch.Tensor | None = None,
-        c2: torch.Tensor | None = None,
-        modalities: tuple[int, ...] = (0, 1),
-    ) -> torch.Tensor:
-        """Negative log-likelihood of the CLUB estimators on a batch, with the encoders held fixed."""
-        c = self._shared_pair(x1, x2, c1, c2)
-        pairs = self._estimator_pairs((x1, x2), c, modalities)
-        return sum(self.estimators[i].learning_loss(cond, z) for i, cond, z in pairs)
-
-    @torch.no_grad()
-    def refit_estimators(
-        self,
-        x1: torch.Tensor,
-        x2: torch.Tensor,
-        c1: torch.Tensor | None = None,
-        c2: torch.Tensor | None = None,
-        modalities: tuple[int, ...] = (0, 1),
-    ) -> None:
-        """Refit closed-form (``"moments"``) CLUB estimators on the given cells."""
-        c = self._shared_pair(x1, x2, c1, c2)
-        for i, cond, z in self._estimator_pairs((x1, x2), c, modalities):
-            self.estimators[i].fit(cond, z)
-
-    def update_estimators(
-        self,
-        batches: list[dict[str, torch.Tensor]],
-        optimizer: torch.optim.Optimizer | None,
-        backward=torch.Tensor.backward,
-        modalities: tuple[int, ...] = (0, 1),
-    ) -> torch.Tensor | None:
-        """Fit the CLUB estimators before an encoder step: one gradient step per batch, or one closed-form refit.
-
-        ``batches`` hold ``x1``, ``x2``, ``c1``, ``c2`` (fresh random cells). Returns the last negative
-        log-likelihood of gradient-trained estimators, else ``None``. ``backward`` lets a Lightning plan pass its
-        ``manual_backward``.
-        """
-        if not len(self.estimators):
-            return None
-        if not self.trains_estimator:
-            self.refit_estimators(*(torch.cat([b[k] for b in batches]) for k in ("x1", "x2", "c1", "c2")), modalities)
-            return None
-        for b in batches:
-            nll = self.estimator_loss(b["x1"], b["x2"], b["c1"], b["c2"], modalities)
-            optimizer.zero_grad()
-            backward(nll)
-            optimizer.step()
-        return nll.detach()
-
-    # ----------------------------------------------------------------------------------------- scvi-tools API
-    def _get_inference_input(self, tensors: dict[str, torch.Tensor], **kwargs) -> dict[str, torch.Tensor]:
-        return {"x1": tensors[X1_KEY], "x2": tensors[X2_KEY]}
-
-    @auto_move_data
-    def inference(self, x1: torch.Tensor, x2: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Shared representations of both modalities, and their specific ones where the objective has them."""
-        out = {"shared1": self.shared(x1, 0), "shared2": self.shared(x2, 1)}
-        if self.has_specific:
-            out.update(specific1=self.specific(x1, 0), specific2=self.specific(x2, 1))
-        return out
-
-    def _get_generative_input(self, tensors, inference_outputs, **kwargs) -> dict[str, torch.Tensor]:
-        return {k: inference_outputs.get(k) for k in ("shared1", "shared2", "specific1", "specific2")}
-
-    @auto_move_data
-    def generative(self, shared1, shared2, specific1=None, specific2=None) -> dict[str, torch.Tensor]:
-        """Reconstructions :math:`g_i(Z_i, C_i)` of both modalities (empty for objectives without decoders)."""
         if not len(self.decoders):
             return {}
-        return {
-            "reconstruction1": self.reconstruct(specific1, shared1, 0),
-            "reconstruction2": self.reconstruct(specific2, shared2, 1),
-        }
+        decoded = tuple(
+            None if z is None else self.decoders[i](torch.cat([z, c], dim=1))
+            for i, (z, c) in enumerate(zip(specific, shared, strict=True))
+        )
+        reconstruction = tuple(None if d is None else d * self._unit(i) for i, d in enumerate(decoded))
+        return {"decoded": decoded, "reconstruction": reconstruction}
+
+    def reconstruction_error(self, x: torch.Tensor, decoded: torch.Tensor, i: int) -> torch.Tensor:
+        r""":math:`E\|g_i(Z_i, C_i) - X_i\|^2 / E\|X_i\|^2` on a batch (valid steps only, for sequences)."""
+        error = (decoded - self.scaled(x, i)) ** 2
+        valid = self._valid_values(x, i)
+        return (error if valid is None else error * valid).mean()
+
+    def contrastive_error(self, x: torch.Tensor, z: torch.Tensor, c: torch.Tensor, i: int) -> torch.Tensor:
+        r"""InfoNCE loss of the critic between :math:`(Z_i, C)` and :math:`\tilde X_i` (``log(batch)`` at chance)."""
+        return self.critics[i](torch.cat([z, c], dim=1), self.scaled(x, i))
+
+    def club_condition(self, c_own: torch.Tensor, c_other: torch.Tensor) -> torch.Tensor:
+        r"""The condition of the CLUB estimator: :math:`C_{3-i}` for IndiSeek, :math:`C_i` for the others."""
+        return c_other if self.objective == "indiseek" else c_own
+
+    def objective_terms(
+        self,
+        i: int,
+        x: torch.Tensor,
+        z: torch.Tensor,
+        c_own: torch.Tensor,
+        c_other: torch.Tensor,
+        decoded: torch.Tensor | None = None,
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        r"""Modality ``i``'s stage-2 terms and its loss: a dependence term plus :math:`\lambda/2` a completeness term.
+
+        ``x`` is :math:`X_i`, ``z`` :math:`Z_i`, ``c_own`` :math:`C_i`, ``c_other`` :math:`C_{3-i}` and ``decoded``
+        :math:`g_i(Z_i, C_i)` in network units.
+        """
+        lam = self.lam
+        if self.objective == "indiseek":  # eq. (2)
+            club, recon = self.estimators[i](c_other, z), self.reconstruction_error(x, decoded, i)
+            return {"club": club, "recon": recon}, club + lam / 2 * recon
+        if self.objective == "indiseek_noswitch":  # IndiSeek0: CLUB against the modality's own shared features
+            club, recon = self.estimators[i](c_own, z), self.reconstruction_error(x, decoded, i)
+            return {"club": club, "recon": recon}, club + lam / 2 * recon
+        if self.objective == "factorcl":
+            club, nce = self.estimators[i](c_own, z), self.contrastive_error(x, z, c_own, i)
+            return {"club": club, "nce": nce}, club + lam / 2 * nce
+        if self.objective == "infodisen":
+            ortho, nce = orthogonality(z, c_own), self.contrastive_error(x, z, c_other, i)
+            return {"orthogonality": ortho, "nce": nce}, ortho + lam / 2 * nce
+        raise RuntimeError("The CLIP-only objective has no stage 2.")
 
     def loss(self, tensors, inference_outputs, generative_outputs, **kwargs) -> LossOutput:
-        """Stage-2 objective of a batch, as an scvi-tools :class:`~scvi.module.base.LossOutput`.
+        """Stage-2 loss of a batch: the sum of :meth:`objective_terms` over the modalities present.
 
-        The completeness terms are reported as reconstruction losses and the dependence terms as extra metrics.
+        The completeness terms (``recon_<name>``, ``nce_<name>``) are reported as reconstruction losses and the
+        dependence terms (``club_<name>``, ``orthogonality_<name>``) as extra metrics.
         """
-        terms = self.specific_loss(tensors[X1_KEY], tensors[X2_KEY])
-        names = [self.term_names(i) for i in range(2)]
-        completeness = {f"{names[i][1][:-1]}{i + 1}": terms[names[i][1]] for i in range(2)}
-        dependence = {f"{names[i][0][:-1]}{i + 1}": terms[names[i][0]] for i in range(2)}
-        return LossOutput(
-            loss=terms["loss"],
-            reconstruction_loss=completeness,
-            extra_metrics=dependence,
-            n_obs_minibatch=tensors[X1_KEY].shape[0],
-        )
+        x = (tensors.get(X1_KEY), tensors.get(X2_KEY))
+        c, z = inference_outputs["shared"], inference_outputs["specific"]
+        decoded = generative_outputs.get("decoded", (None, None))
+        dependence, completeness, total = {}, {}, 0.0
+        for i in (k for k in range(2) if x[k] is not None):
+            terms, loss_i = self.objective_terms(i, x[i], z[i], c[i], c[1 - i], decoded[i])
+            (dep, dep_value), (comp, comp_value) = terms.items()
+            dependence[f"{dep}_{self.modality_names[i]}"] = dep_value
+            completeness[f"{comp}_{self.modality_names[i]}"] = comp_value
+            total = total + loss_i
+        n_obs = next(t for t in x if t is not None).shape[0]
+        return LossOutput(loss=total, reconstruction_loss=completeness, extra_metrics=dependence, n_obs_minibatch=n_obs)
+
+    def estimator_loss(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Negative log-likelihood of the CLUB estimators on a batch, with the encoders held fixed."""
+        return sum(self.estimators[i].learning_loss(cond, z) for i, cond, z in self._estimator_pairs(tensors))
+
+    @torch.no_grad()
+    def refit_estimators(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Refit closed-form (``"moments"``) CLUB estimators on the cells of ``tensors``."""
+        for i, cond, z in self._estimator_pairs(tensors):
+            self.estimators[i].fit(cond, z)
+
+    def _estimator_pairs(self, tensors: dict[str, torch.Tensor]) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+        """``(i, condition, z)`` of each present modality's CLUB estimator, ``z`` from the current encoder (no grad)."""
+        with torch.no_grad():
+            out = self.inference(**self._get_inference_input(tensors))
+        c = out["shared"]
+        for i in (k for k in range(2) if out["specific"][k] is not None):
+            yield i, self.club_condition(c[i], c[1 - i]), out["specific"][i]
 
     @torch.inference_mode()
     def sample(self, tensors: dict[str, torch.Tensor], n_samples: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -434,4 +407,4 @@ class IndiSeekModule(BaseModuleClass):
         if not len(self.decoders):
             raise ValueError(f"The {self.objective!r} objective has no decoders to sample from.")
         _, generative_outputs = self.forward(tensors, compute_loss=False)
-        return generative_outputs["reconstruction1"], generative_outputs["reconstruction2"]
+        return generative_outputs["reconstruction"]

@@ -1,30 +1,193 @@
-"""The two-stage training plan: CLIP, then the specific encoders against their CLUB estimators."""
+"""The two-stage training plan: CLIP, then the specific encoders in alternation with their CLUB estimators."""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 
 from indiseek._constants import STAGES
 
-from ._module import IndiSeekModule
+from ._module import C_KEYS, IndiSeekModule
+
+#: Tensors of a stage-2 batch: the inputs and the fixed shared features.
+TENSOR_KEYS = ("x1", "x2", *C_KEYS)
+#: Optimiser steps per loader batch in stage 1, whose steps are too small for Lightning's per-batch overhead (about
+#: 1 ms): the loader hands over this many consecutive batches of the shuffled order at once and the plan steps
+#: through them, which trains exactly as batch by batch.
+SHARED_STEPS_PER_BATCH = 8
+
+Backward = Callable[[torch.Tensor], None]
+
+
+def default_epochs(n_train: int, batch_size: int, stage: str) -> int:
+    """Default epoch cap of a stage.
+
+    Stage 1: up to 20,000 steps (between 50 and 500 epochs); early stopping usually ends it much sooner. Stage 2:
+    4,000 encoder steps (between 20 and 300 epochs), each with its estimator steps.
+    """
+    steps_per_epoch = max(1, n_train // batch_size)
+    if stage == "shared":
+        return int(np.clip(round(20_000 / steps_per_epoch), 50, 500))
+    return int(np.clip(round(4_000 / steps_per_epoch), 20, 300))
 
 
 class NonFiniteLossError(FloatingPointError):
     """A loss term became NaN or infinite during training."""
 
 
+def specific_terms(module: IndiSeekModule, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Stage-2 loss (``"loss"``) and its named terms on a batch, through the module's inference, generative, loss."""
+    _, _, out = module(batch)
+    return {"loss": out.loss, **out.extra_metrics, **out.reconstruction_loss}
+
+
+def fit_estimators(
+    module: IndiSeekModule,
+    batches: list[dict[str, torch.Tensor]],
+    optimizer: torch.optim.Optimizer | None,
+    backward: Backward = torch.Tensor.backward,
+) -> torch.Tensor | None:
+    """Fit the CLUB estimators with the encoders fixed.
+
+    One maximum-likelihood step per batch, or one closed-form refit on all batches (``estimator="moments"``).
+
+    Parameters
+    ----------
+    module
+        The module whose estimators are fitted.
+    batches
+        Fresh batches (``x1``, ``x2``, ``c1``, ``c2``; a modality left out is not fitted).
+    optimizer
+        The estimators' optimiser (``None`` for closed-form estimators).
+    backward
+        How to back-propagate a loss (a Lightning plan passes its ``manual_backward``).
+
+    Returns
+    -------
+    The last negative log-likelihood of gradient steps (``None`` for a refit or without estimators).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from indiseek.model import IndiSeekModule, fit_estimators
+    >>> module = IndiSeekModule(6, 4, n_hidden=8, n_layers=2)
+    >>> optimizer = torch.optim.Adam(module.estimator_parameters(), lr=1e-2)
+    >>> batches = [{"x1": torch.randn(32, 6), "x2": torch.randn(32, 4)} for _ in range(5)]
+    >>> fit_estimators(module, batches, optimizer).shape
+    torch.Size([])
+    """
+    if not batches:
+        return None
+    if not module.trains_estimator:
+        module.refit_estimators({k: torch.cat([b[k] for b in batches]) for k in batches[0]})
+        return None
+    for b in batches:
+        nll = module.estimator_loss(b)
+        optimizer.zero_grad()
+        backward(nll)
+        optimizer.step()
+    return nll.detach()
+
+
+@contextmanager
+def _frozen(params: Iterable[torch.nn.Parameter]) -> Iterator[None]:
+    """Keep gradients off ``params`` (the estimators, while the encoders step against them)."""
+    params = [p for p in params if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+def specific_step(
+    module: IndiSeekModule,
+    batch: dict[str, torch.Tensor],
+    estimator_batches: list[dict[str, torch.Tensor]],
+    optimizer: torch.optim.Optimizer,
+    estimator_optimizer: torch.optim.Optimizer | None = None,
+    *,
+    backward: Backward = torch.Tensor.backward,
+    check: Callable[[dict[str, torch.Tensor]], None] | None = None,
+) -> dict[str, torch.Tensor]:
+    """One stage-2 step: the estimators on fresh batches, then the encoders, decoders and critics on the loss.
+
+    The CLUB estimators are fitted first (:func:`fit_estimators`); then one step of the specific encoders, decoders
+    and critics follows on the objective's loss (:meth:`~indiseek.model.IndiSeekModule.loss`), with the estimators
+    held fixed.
+
+    Several estimator steps per encoder step keep the estimator ahead of the encoder: with one step the encoder can
+    exploit a lagging estimator and drive the bound to large negative values.
+
+    Parameters
+    ----------
+    module
+        The module to train.
+    batch
+        The encoder step's batch (``x1``, ``x2`` and the fixed shared features ``c1``, ``c2``; a modality left out
+        is not trained).
+    estimator_batches
+        Fresh batches for the estimators, one per estimator step.
+    optimizer, estimator_optimizer
+        Optimisers of the specific networks and of the estimators.
+    backward
+        How to back-propagate a loss (a Lightning plan passes its ``manual_backward``).
+    check
+        Called with the estimator's likelihood and with the loss terms before any step uses them (to stop on a
+        non-finite value).
+
+    Returns
+    -------
+    The detached loss terms (``loss``, ``club_<name>``, ``recon_<name>``...; ``estimator_nll`` with estimators).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from indiseek.model import IndiSeekModule, specific_step
+    >>> module = IndiSeekModule(6, 4, n_hidden=8, n_layers=2, modality_names=("rna", "prot"))
+    >>> adam = lambda params: torch.optim.Adam(params, lr=1e-3)
+    >>> batch = lambda: {"x1": torch.randn(32, 6), "x2": torch.randn(32, 4)}
+    >>> terms = specific_step(
+    ...     module,
+    ...     batch(),
+    ...     [batch() for _ in range(5)],
+    ...     adam(module.specific_parameters()),
+    ...     adam(module.estimator_parameters()),
+    ... )
+    >>> sorted(terms)
+    ['club_prot', 'club_rna', 'estimator_nll', 'loss', 'recon_prot', 'recon_rna']
+    """
+    nll = fit_estimators(module, estimator_batches, estimator_optimizer, backward)
+    if nll is not None and check is not None:
+        check({"estimator_nll": nll})
+    with _frozen(module.estimator_parameters()):
+        terms = specific_terms(module, batch)
+        detached = {k: v.detach() for k, v in terms.items()}
+        if check is not None:
+            check(detached)
+        optimizer.zero_grad()
+        backward(terms["loss"])
+        optimizer.step()
+    return detached if nll is None else {**detached, "estimator_nll": nll}
+
+
 class IndiSeekTrainingPlan(pl.LightningModule):
     """Lightning plan for one stage of IndiSeek, with manual optimisation.
 
+    The plan owns every optimiser and their order, and the batches that its data module hands over
+    (:attr:`loader_kwargs`):
+
     * ``stage="shared"``: one Adam step on the symmetric InfoNCE loss per batch.
-    * ``stage="specific"``: per batch, ``n_estimator_steps`` maximum-likelihood steps of the CLUB estimators, each
-      on a fresh random batch (or, for ``estimator="moments"``, one closed-form refit on those batches together),
-      then one step of the specific encoders, decoders and critics on the objective's loss. Several estimator
-      steps per encoder step keep the estimator ahead of the encoder: with one step the encoder can exploit a
-      lagging estimator and drive the bound to large negative values.
+    * ``stage="specific"``: per batch, :func:`specific_step`: ``n_estimator_steps`` maximum-likelihood steps of the
+      CLUB estimators, each on a fresh random batch (or, for ``estimator="moments"``, one closed-form refit on those
+      batches together), then one step of the specific encoders, decoders and critics on the objective's loss.
 
     In stage 1 the weights with the lowest validation loss are kept and restored when the stage ends. Stage 2 keeps
     its last weights: its validation loss contains the CLUB estimate of a moving estimator, which rises while the
@@ -46,12 +209,10 @@ class IndiSeekTrainingPlan(pl.LightningModule):
         Adam weight decay.
     n_estimator_steps
         Estimator steps per encoder step in stage 2.
-    modality_names
-        Names used for the logged metrics (``club_<name>``, ``recon_<name>``).
     batch_size
-        Cells per optimiser step. A training batch with more cells is stepped through in consecutive chunks of this
-        size (a single-cell remainder is dropped): the data module may hand over several batches at once to save
-        per-batch overhead (:class:`~indiseek.model.InMemoryDataSplitter`, ``steps_per_batch``).
+        Cells per optimiser step. In stage 1 the data module hands over :data:`SHARED_STEPS_PER_BATCH` batches at once
+        to save per-batch overhead, and the plan steps through them in consecutive chunks of this size (a
+        single-cell remainder is dropped).
     """
 
     def __init__(
@@ -63,8 +224,7 @@ class IndiSeekTrainingPlan(pl.LightningModule):
         estimator_lr: float | None = None,
         weight_decay: float = 0.0,
         n_estimator_steps: int = 5,
-        modality_names: tuple[str, str] = ("x1", "x2"),
-        batch_size: int | None = None,
+        batch_size: int = 128,
     ):
         super().__init__()
         if stage not in STAGES:
@@ -79,7 +239,6 @@ class IndiSeekTrainingPlan(pl.LightningModule):
         self.estimator_lr = lr if estimator_lr is None else estimator_lr
         self.weight_decay = weight_decay
         self.n_estimator_steps = n_estimator_steps
-        self.modality_names = tuple(modality_names)
         self.batch_size = batch_size
         self.automatic_optimization = False
         self.best_validation_loss = float("inf")
@@ -90,6 +249,20 @@ class IndiSeekTrainingPlan(pl.LightningModule):
         self._counts = {"train": 0, "validation": 0}
         self._state_tensors: list[torch.Tensor] = []
         self._step_start_state: list[torch.Tensor] = []
+
+    @property
+    def loader_kwargs(self) -> dict[str, int]:
+        """What the plan needs of its :class:`~indiseek.model.InMemoryDataSplitter`.
+
+        The loader's batch size, the optimiser steps per loader batch and the fresh estimator batches attached to
+        each batch.
+        """
+        shared = self.stage == "shared"
+        return {
+            "batch_size": self.batch_size,
+            "steps_per_batch": SHARED_STEPS_PER_BATCH if shared else 1,
+            "n_estimator_batches": 0 if shared or not len(self.module.estimators) else self.n_estimator_steps,
+        }
 
     @property
     def monitor(self) -> str:
@@ -151,14 +324,10 @@ class IndiSeekTrainingPlan(pl.LightningModule):
 
     # ------------------------------------------------------------------------------------------------- steps
     def _terms(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The stage's loss (``"loss"``) and its named terms on a batch."""
         if self.stage == "shared":
             return {"loss": self.module.shared_loss(batch["x1"], batch["x2"])}
-        terms = self.module.specific_loss(batch["x1"], batch["x2"], batch.get("c1"), batch.get("c2"))
-        named = {"loss": terms["loss"]}
-        for i, name in enumerate(self.modality_names):
-            for term in self.module.term_names(i):  # e.g. club0 -> club_rna
-                named[f"{term[:-1]}_{name}"] = terms[term]
-        return named
+        return specific_terms(self.module, batch)
 
     def _check_finite(self, terms: dict[str, torch.Tensor]) -> None:
         bad = [k for k, v in terms.items() if not torch.isfinite(v)]
@@ -180,44 +349,41 @@ class IndiSeekTrainingPlan(pl.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         """One optimisation step of the current stage per chunk of ``batch_size`` cells of the batch."""
         n = batch["x1"].shape[0]
-        if self.batch_size is None or n <= self.batch_size:
-            self._optimisation_step(batch)
+        step = self._shared_step if self.stage == "shared" else self._specific_step
+        if n <= self.batch_size:
+            step(batch)
             return
         for start in range(0, n, self.batch_size):
             if n - start < 2:  # batch statistics need two cells
                 break
-            self._optimisation_step({k: v[start : start + self.batch_size] for k, v in batch.items()})
+            step({k: v[start : start + self.batch_size] for k, v in batch.items()})
 
-    def _optimisation_step(self, batch: dict[str, torch.Tensor]) -> None:
-        # in stage 2, a copy of the (small) module state, so that a non-finite loss leaves the model exactly as it was
-        # before this step: estimator steps and batch-norm statistics change it before the encoder's loss is known.
-        # In stage 1 nothing changes before the check (the shared encoders have no running statistics).
-        if self.stage == "specific":
-            with torch.no_grad():
-                torch._foreach_copy_(self._step_start_state, [t.detach() for t in self._state_tensors])
+    def _optimizers(self) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer | None]:
         optimizers = self.optimizers()
-        main = optimizers[0] if isinstance(optimizers, list) else optimizers
-        if self.stage == "specific" and len(self.module.estimators):
-            estimator = optimizers[1] if isinstance(optimizers, list) else None
-            if estimator is not None:
-                self.toggle_optimizer(estimator)
-            fresh = [{k: batch[f"{k}_est"][j] for k in ("x1", "x2", "c1", "c2")} for j in range(self.n_estimator_steps)]
-            nll = self.module.update_estimators(fresh, estimator, self.manual_backward)
-            if estimator is not None:
-                self.untoggle_optimizer(estimator)
-            if nll is not None:
-                self._check_finite({"estimator_nll": nll})
-                self._accumulate("train", {"estimator_nll": nll}, batch["x1"].shape[0], count=False)
-        several = isinstance(optimizers, list)  # toggling keeps the encoder loss's gradients off the estimators
-        if several:
-            self.toggle_optimizer(main)
+        return tuple(optimizers) if isinstance(optimizers, list) else (optimizers, None)
+
+    def _shared_step(self, batch: dict[str, torch.Tensor]) -> None:
         terms = self._terms(batch)
         self._check_finite({k: v.detach() for k, v in terms.items()})
-        main.zero_grad()
+        optimizer = self._optimizers()[0]
+        optimizer.zero_grad()
         self.manual_backward(terms["loss"])
-        main.step()
-        if several:
-            self.untoggle_optimizer(main)
+        optimizer.step()
+        self._accumulate("train", terms, batch["x1"].shape[0])
+
+    def _specific_step(self, batch: dict[str, torch.Tensor]) -> None:
+        # a copy of the (small) module state, so that a non-finite loss leaves the model exactly as it was before this
+        # step: estimator steps and batch-norm statistics change it before the encoder's loss is known
+        with torch.no_grad():
+            torch._foreach_copy_(self._step_start_state, [t.detach() for t in self._state_tensors])
+        steps = range(self.n_estimator_steps) if len(self.module.estimators) else range(0)
+        fresh = [{k: batch[f"{k}_est"][j] for k in TENSOR_KEYS} for j in steps]
+        terms = specific_step(
+            self.module, batch, fresh, *self._optimizers(), backward=self.manual_backward, check=self._check_finite
+        )
+        nll = terms.pop("estimator_nll", None)
+        if nll is not None:
+            self._accumulate("train", {"estimator_nll": nll}, batch["x1"].shape[0], count=False)
         self._accumulate("train", terms, batch["x1"].shape[0])
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:

@@ -13,8 +13,8 @@ import scanpy as sc
 from matplotlib.figure import Figure
 from mudata import MuData
 
-from indiseek.tl._labels import representation_keys
-from indiseek.tl._wnn import _SCANPY_EXACT_LIMIT
+from indiseek._constants import umap_key
+from indiseek.tl import representation_keys
 
 from ._utils import finish
 
@@ -24,8 +24,6 @@ def embeddings(
     *,
     color: str | Sequence[str],
     use_rep: Sequence[str] | None = None,
-    n_neighbors: int = 15,
-    seed: int = 0,
     ncols: int = 3,
     show: bool | None = None,
     save: str | Path | None = None,
@@ -34,9 +32,8 @@ def embeddings(
 ) -> Figure | None:
     """A grid of UMAPs, one per representation (shared and specific per modality, and their concatenation).
 
-    Each panel runs :func:`scanpy.pp.neighbors` and :func:`scanpy.tl.umap` on one ``.obsm`` representation in a
-    private AnnData (nothing is written to ``mdata``) and draws it with :func:`scanpy.pl.embedding`. To keep a UMAP,
-    run scanpy directly, e.g. ``sc.pp.neighbors(mdata, use_rep="X_indiseek_specific_rna"); sc.tl.umap(mdata)``.
+    Draws the UMAPs that :func:`indiseek.tl.embeddings` wrote (``obsm["<rep>_umap"]``) with
+    :func:`scanpy.pl.embedding`.
 
     Parameters
     ----------
@@ -45,11 +42,7 @@ def embeddings(
     color
         Column(s) of ``mdata.obs`` to colour by; several give one row of panels each.
     use_rep
-        ``.obsm`` keys to draw (default: all IndiSeek representations present).
-    n_neighbors
-        Neighbours of the UMAP graph.
-    seed
-        Random state of the UMAPs.
+        Representations to draw (default: all IndiSeek representations present).
     ncols
         Panels per row (for one colour).
     show, save, return_fig
@@ -66,6 +59,7 @@ def embeddings(
     >>> import indiseek as isk
     >>> mdata = isk.datasets.simulated_cite(n_cells=300, n_genes=200, seed=0)
     >>> _ = isk.tl.fit(mdata, n_comps=20, max_epochs_shared=2, max_epochs_specific=2, enable_progress_bar=False)
+    >>> isk.tl.embeddings(mdata)
     >>> fig = isk.pl.embeddings(mdata, color="cell_type", return_fig=True)
     >>> [ax.get_title() for ax in fig.axes[:2]]
     ['X_indiseek_shared_rna', 'X_indiseek_shared_prot']
@@ -75,19 +69,17 @@ def embeddings(
         if c not in mdata.obs:
             raise KeyError(f"`color={c!r}` is not a column of `mdata.obs`; it has {list(mdata.obs.columns)}.")
     reps = list(use_rep) if use_rep is not None else representation_keys(mdata)
-    missing = [k for k in reps if k not in mdata.obsm]
+    missing = [k for k in reps if umap_key(k) not in mdata.obsm]
     if missing or not reps:
-        raise KeyError(f"Representations {missing or reps} are not in `mdata.obsm` (it has {list(mdata.obsm)}).")
+        raise KeyError(
+            f"No UMAP of {missing or reps} in `mdata.obsm`: run `indiseek.tl.embeddings(mdata)` first (it writes "
+            "`obsm['<representation>_umap']`)."
+        )
     cols = min(ncols, len(reps)) if len(colors) == 1 else len(reps)
     rows = int(np.ceil(len(reps) / cols)) if len(colors) == 1 else len(colors)
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.2 * rows), squeeze=False)
-    transformer = "sklearn" if mdata.n_obs >= _SCANPY_EXACT_LIMIT else None
     for r, key in enumerate(reps):
-        work = ad.AnnData(obs=mdata.obs[colors].copy(), obsm={"X_rep": np.asarray(mdata.obsm[key])})
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            sc.pp.neighbors(work, use_rep="X_rep", n_neighbors=n_neighbors, transformer=transformer, random_state=seed)
-            sc.tl.umap(work, random_state=seed)
+        work = ad.AnnData(obs=mdata.obs[colors].copy(), obsm={"X_umap": np.asarray(mdata.obsm[umap_key(key)])})
         for k, c in enumerate(colors):
             ax = axes[k, r] if len(colors) > 1 else axes[r // cols, r % cols]
             with warnings.catch_warnings():

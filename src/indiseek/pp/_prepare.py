@@ -11,16 +11,15 @@ import scanpy as sc
 import scipy.sparse as sp
 from mudata import MuData
 
+from indiseek._constants import PREPARE_KEY
+from indiseek._inputs import guess_modalities
 from indiseek._validation import check_counts, check_mudata
-
-#: ``.uns`` key with the preprocessing parameters.
-PREPARE_KEY = "indiseek_prepare"
 
 
 def _guess_modalities(mdata: MuData, rna: str | None, prot: str | None) -> tuple[str, str]:
     names = list(mdata.mod)
-    rna = rna or next((m for m in ("rna", "gex", "RNA") if m in names), None)
-    prot = prot or next((m for m in ("prot", "adt", "protein", "ADT") if m in names), None)
+    guessed = guess_modalities(mdata)
+    rna, prot = rna or guessed[0], prot or guessed[1]
     if rna is None or prot is None:
         raise KeyError(
             f"Could not tell the RNA and protein modalities apart among {names}; pass `rna=` and `prot=` by name."

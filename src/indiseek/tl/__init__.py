@@ -1,14 +1,17 @@
 """Tools: training and applying IndiSeek, and scoring its representations."""
 
 from ._agreement import cluster_agreement, rank_agreement
+from ._embeddings import embeddings
 from ._fit import fit, write_representations
 from ._importance import feature_importance
+from ._labels import representation_keys
 from ._probe import linear_probe, probe_accuracy
 from ._theta import theta_score
 from ._wnn import wnn_weights
 
 __all__ = [
     "cluster_agreement",
+    "embeddings",
     "feature_importance",
     "fit",
     "linear_probe",

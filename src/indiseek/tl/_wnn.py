@@ -11,29 +11,15 @@ import scanpy as sc
 import scipy.sparse as sp
 from mudata import MuData
 
+from indiseek._constants import PREPARE_KEY, SCANPY_EXACT_LIMIT
+from indiseek._inputs import read_input
 from indiseek._validation import check_finite
-from indiseek.pp._prepare import PREPARE_KEY
 
 from ._neighbors import ApproximateNeighbors, use_approximate
 
-#: scanpy's own approximate-neighbour path fails from this many cells on with current SciPy (see
-#: :class:`~indiseek.tl._neighbors.ApproximateNeighbors`); exact searches from here on go through scikit-learn.
-_SCANPY_EXACT_LIMIT = 8192
-
 
 def _matrix(adata: ad.AnnData, spec: str, name: str) -> np.ndarray:
-    where, _, key = spec.partition("/")
-    if spec == "X":
-        x = adata.X
-    elif where == "obsm" and key in adata.obsm:
-        x = adata.obsm[key]
-    elif where == "layers" and key in adata.layers:
-        x = adata.layers[key]
-    else:
-        raise KeyError(
-            f"Input {spec!r} of modality {name!r} was not found (give 'X', 'obsm/<key>' or 'layers/<name>'); "
-            "run `indiseek.pp.prepare(mdata)` to create the default inputs."
-        )
+    x = read_input(adata, spec, name)
     x = x.toarray() if sp.issparse(x) else np.asarray(x)
     check_finite(x, f"The WNN input of modality {name!r}")
     return np.asarray(x, dtype=np.float32)
@@ -136,7 +122,7 @@ def wnn_weights(
     if use_approximate(mdata.n_obs, neighbors):
         transformer = ApproximateNeighbors(n_neighbors=n_neighbors, random_state=seed)
     else:
-        transformer = "sklearn" if mdata.n_obs >= _SCANPY_EXACT_LIMIT else None
+        transformer = "sklearn" if mdata.n_obs >= SCANPY_EXACT_LIMIT else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for name in (rna, prot):

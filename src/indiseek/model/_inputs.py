@@ -1,0 +1,105 @@
+"""How the model reads its inputs: registered matrices as tensors, packed sequences, and the training input space."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+from mudata import MuData
+
+from indiseek._constants import LENGTH_KEY, SEQUENCE_KEY, X1_KEY, X2_KEY
+from indiseek._sequences import pack
+from indiseek._validation import check_finite
+
+from ._fingerprint import check_fingerprint
+
+_KEYS = (X1_KEY, X2_KEY)
+
+
+class ModelInputs:
+    """Input helpers of :class:`~indiseek.IndiSeek` (a mixin over scvi-tools' ``BaseModelClass``)."""
+
+    def _sequence_spec(self, mdata: MuData | None, i: int, check: bool = True) -> tuple[int, int, str] | None:
+        """``(n_steps, n_features, padding)`` of modality ``i`` if it is registered as a sequence, else ``None``."""
+        mdata = self.adata if mdata is None else mdata
+        if f"{_KEYS[i]}_{LENGTH_KEY}" not in self.adata_manager.data_registry:
+            return None
+        spec = mdata.mod[self.modality_names[i]].uns.get(SEQUENCE_KEY)
+        if spec is None:
+            raise ValueError(
+                f"Modality {self.modality_names[i]!r} was trained as a sequence, but this MuData has no "
+                f"`.uns[{SEQUENCE_KEY!r}]`; build it with `indiseek.data.from_arrays`."
+            )
+        shape = (int(spec["n_steps"]), int(spec["n_features"]))
+        if check and shape != self.module.sequence_shapes[i]:
+            raise ValueError(
+                f"Modality {self.modality_names[i]!r} has sequences of shape {shape}; the model was trained on "
+                f"{self.module.sequence_shapes[i]}."
+            )
+        return (*shape, spec["padding"])
+
+    def _matrix(self, mdata: MuData | None, key: str):
+        """The registered matrix of modality ``key`` (the user's data, never modified).
+
+        For a sequence modality, the model's packed input: the values followed by the step indicators.
+        """
+        mdata = self._validate_anndata(mdata)
+        manager = self.get_anndata_manager(mdata, required=True)
+        x = manager.get_from_registry(key)
+        if isinstance(x, pd.DataFrame):
+            x = x.to_numpy()
+        spec = self._sequence_spec(mdata, _KEYS.index(key))
+        if spec is not None:
+            lengths = np.asarray(manager.get_from_registry(f"{key}_{LENGTH_KEY}")).ravel()
+            x = pack(x.toarray() if sp.issparse(x) else x, lengths, spec[0], spec[2])
+        return x
+
+    def _dense(self, x, rows: np.ndarray | None = None) -> torch.Tensor:
+        if isinstance(x, torch.Tensor):
+            return x if rows is None else x[torch.as_tensor(rows)]
+        x = x if rows is None else x[rows]
+        x = x.toarray() if sp.issparse(x) else np.asarray(x)
+        return torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32))
+
+    def _training_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        tensors = []
+        for key, name in zip(_KEYS, self.modality_names, strict=True):
+            x = self._matrix(None, key)
+            check_finite(x, f"The input of modality {name!r}")
+            tensors.append(self._dense(x))
+        return tensors[0], tensors[1]
+
+    def _batches(self, x, batch_size: int) -> Iterator[torch.Tensor]:
+        for start in range(0, x.shape[0], batch_size):
+            yield self._dense(x, np.arange(start, min(start + batch_size, x.shape[0])))
+
+    @torch.no_grad()
+    def _encode(self, x, i: int, kind: str, batch_size: int = 4096) -> torch.Tensor:
+        """Representation ``kind`` of modality ``i`` for the rows of ``x`` (array or tensor), in evaluation mode."""
+        was_training = self.module.training
+        self.module.eval()
+        encode = self.module.shared if kind == "shared" else self.module.specific
+        device = self.device
+        out = [encode(b.to(device), i).cpu() for b in self._batches(x, batch_size)]
+        self.module.train(was_training)
+        return torch.cat(out) if out else torch.zeros((0, 0))
+
+    def _check_features(self, mdata: MuData, i: int) -> None:
+        """Refuse a MuData whose modality ``i`` is not in the training data's input space."""
+        name = self.modality_names[i]
+        if name not in mdata.mod:
+            raise KeyError(f"Modality {name!r} is not in the MuData; it has {list(mdata.mod)}.")
+        check_fingerprint(self.input_features_[name], mdata.mod[name], name)
+
+    def _modality_index(self, modality: str | int) -> int:
+        names = self.modality_names
+        if modality in (0, 1):
+            return int(modality)
+        if modality in names:
+            return names.index(modality)
+        if modality in _KEYS:
+            return _KEYS.index(modality)
+        raise ValueError(f"Unknown modality {modality!r}; this model knows {names}.")
