@@ -30,7 +30,8 @@ napoleon_use_rtype = False
 napoleon_custom_sections = [("Params", "Parameters")]
 myst_enable_extensions = ["dollarmath", "colon_fence"]
 nb_execution_mode = "off"  # the tutorials are committed with their outputs, executed on the project machine
-source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb"}
+# .rst first: autosummary writes its stubs in the first suffix, and myst would show rst directives as text
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 exclude_patterns = ["_build", "**.ipynb_checkpoints", "_inventories.py"]
 html_theme = "sphinx_book_theme"
 html_title = "indiseek"

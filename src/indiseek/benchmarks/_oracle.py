@@ -34,8 +34,9 @@ def train_oracle_specific(
     This isolates stage 2, as in the paper's synthetic study: the networks and the objective's terms are those of
     :class:`~indiseek.model.IndiSeekModule`, and every step is the training plan's own
     :func:`~indiseek.model.specific_step` (``n_estimator_steps`` estimator steps, each on a fresh random batch, per
-    encoder step; or one closed-form refit for ``estimator="moments"``), run over batches of modality 0 only. The given :math:`C_1` stands for both the modality's own and the other modality's shared
-    features, so ``"indiseek"`` and ``"indiseek_noswitch"`` coincide here.
+    encoder step; or one closed-form refit for ``estimator="moments"``), run over batches of modality 0 only. The given
+    :math:`C_1` stands for both the modality's own and the other modality's shared features, so ``"indiseek"`` and
+    ``"indiseek_noswitch"`` coincide here.
 
     Parameters
     ----------

@@ -91,8 +91,8 @@ def run_cite_seq(
     min_cells
         Labels with fewer held-out cells are left out of :math:`\rho`.
     truth_key
-        Optional numeric ``.obs`` column with the expected sign of :math:`\theta` per cell (known on simulated
-        data, see :func:`~indiseek.datasets.add_expected_theta_sign`); the per-label means of :math:`\theta` are then also ranked
+        Optional numeric ``.obs`` column with the expected sign of :math:`\theta` per cell (known on simulated data, see
+        :func:`~indiseek.datasets.add_expected_theta_sign`); the per-label means of :math:`\theta` are then also ranked
         against it (``rho_truth``).
     **fit_kwargs
         Passed to :func:`indiseek.tl.fit`.

@@ -69,7 +69,7 @@ def run_tensors(
     max_epochs_specific: int | None = 40,
     jobs: int = 1,
 ) -> pd.DataFrame:
-    r"""Linear-probe accuracy of each objective's representation on :func:`~indiseek.datasets.paired_tensors`, with references.
+    r"""Linear-probe accuracy of each objective's representation on paired tensors, with references.
 
     Each run fits :func:`indiseek.tl.fit` on the training split (validation split inside it; the same networks,
     optimiser and schedule for every objective) and probes the joint representation ``X_indiseek`` (for

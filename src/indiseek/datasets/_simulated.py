@@ -133,14 +133,16 @@ def simulated_cite(
 
     Returns
     -------
-    MuData with modalities ``"rna"`` and ``"prot"`` holding raw counts in ``.X`` (RNA sparse CSR, protein dense,
-    both ``float32``), and the ground truth at the top level:
+    MuData
+        MuData with modalities ``"rna"`` and ``"prot"`` holding raw counts in ``.X`` (RNA sparse CSR, protein dense,
+        both ``float32``), and the ground truth at the top level:
 
-    * ``obs["cell_type"]``: fine type (``A1`` ... ``C3``); ``obs["cell_type_coarse"]``: lineage (``A``, ``B``, ``C``);
-    * ``obs["distinguished_by"]``: which factor group separates the fine type from its siblings
-      (``"shared"``, ``"rna"`` or ``"prot"``);
-    * ``obsm["latent_shared"]`` (4 columns), ``obsm["latent_rna"]`` (3), ``obsm["latent_prot"]`` (3);
-    * ``uns["simulation"]``: the parameters.
+        * ``obs["cell_type"]``: fine type (``A1`` ... ``C3``); ``obs["cell_type_coarse"]``: lineage (``A``, ``B``,
+          ``C``);
+        * ``obs["distinguished_by"]``: which factor group separates the fine type from its siblings
+          (``"shared"``, ``"rna"`` or ``"prot"``);
+        * ``obsm["latent_shared"]`` (4 columns), ``obsm["latent_rna"]`` (3), ``obsm["latent_prot"]`` (3);
+        * ``uns["simulation"]``: the parameters.
 
     Examples
     --------

@@ -95,14 +95,15 @@ def fit(
 
     Returns
     -------
-    The trained model. Written to ``mdata`` (or its copy):
+    IndiSeek
+        The trained model. Written to ``mdata`` (or its copy):
 
-    * ``obsm["X_indiseek_shared_<mod>"]``, ``obsm["X_indiseek_specific_<mod>"]`` for both modalities;
-    * ``obsm["X_indiseek"]``: the concatenation (shared x1, shared x2, specific x1, specific x2) with equal weight per
-      block: the shared blocks are unit vectors and the specific blocks are divided by ``sqrt(n_specific)``, so each
-      block has an expected squared norm of 1 and none dominates distances;
-    * ``uns["indiseek"]``: the modalities, inputs and the model's parameters;
-    * the keys of :func:`indiseek.pp.prepare` when it runs, and scvi-tools' registration keys in ``.uns``.
+        * ``obsm["X_indiseek_shared_<mod>"]``, ``obsm["X_indiseek_specific_<mod>"]`` for both modalities;
+        * ``obsm["X_indiseek"]``: the concatenation (shared x1, shared x2, specific x1, specific x2) with equal weight
+          per block: the shared blocks are unit vectors and the specific blocks are divided by ``sqrt(n_specific)``,
+          so each block has an expected squared norm of 1 and none dominates distances;
+        * ``uns["indiseek"]``: the modalities, inputs and the model's parameters;
+        * the keys of :func:`indiseek.pp.prepare` when it runs, and scvi-tools' registration keys in ``.uns``.
 
     Examples
     --------

@@ -66,12 +66,13 @@ def theta_score(
 
     Returns
     -------
-    The copy if ``copy=True``, else ``None``. Written:
+    MuData or None
+        The copy if ``copy=True``, else ``None``. Written:
 
-    * ``obs["<key_added>"]``: :math:`\theta(c)`; ``obs["<key_added>_beta_<mod>"]``: :math:`\beta_m(c)` per modality.
-      Cells of a label with a single cell (which can have no same-label neighbour) get NaN, with a warning;
-    * ``uns["<key_added>"]``: a DataFrame with, per label, the number of cells, the mean :math:`\theta` and the mean
-      :math:`\beta` per modality, sorted by mean :math:`\theta`.
+        * ``obs["<key_added>"]``: :math:`\theta(c)`; ``obs["<key_added>_beta_<mod>"]``: :math:`\beta_m(c)` per modality.
+          Cells of a label with a single cell (which can have no same-label neighbour) get NaN, with a warning;
+        * ``uns["<key_added>"]``: a DataFrame with, per label, the number of cells, the mean :math:`\theta` and the mean
+          :math:`\beta` per modality, sorted by mean :math:`\theta`.
 
     Examples
     --------
