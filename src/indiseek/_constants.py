@@ -7,7 +7,7 @@ X1_KEY = "x1"
 X2_KEY = "x2"
 
 #: Objectives available through ``objective=``: the stage-2 loss (``"clip"``: no stage 2, the CLIP-only baseline).
-#: Their terms are stated in :meth:`indiseek.model.IndiSeekModule.objective_terms`.
+#: Their terms are stated in :meth:`indiseek.model.IndiSeekModule.dependence_term` and ``completeness_term``.
 OBJECTIVES = ("indiseek", "indiseek_noswitch", "factorcl", "infodisen", "clip")
 
 #: CLUB estimators available through ``estimator=``.

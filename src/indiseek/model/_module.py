@@ -8,9 +8,9 @@ modality :math:`i` a specific encoder :math:`h_i`, :math:`Z_i = h_i(X_i)`, and a
     \mathrm{CLUB}(Z_i; C_{3-i}) + \frac{\lambda}{2\,E\|X_i\|^2}\,E\|g_i(Z_i, C_i) - X_i\|^2,
 
 with the CLUB estimator :math:`q_i(z_i \mid c_{3-i})` fitted by maximum likelihood in alternation (the training plan
-runs the alternation). Stage 2 follows scvi-tools' path: :meth:`IndiSeekModule.inference` gives :math:`C` and
-:math:`Z`, :meth:`IndiSeekModule.generative` the reconstructions :math:`g_i(Z_i, C_i)`, and
-:meth:`IndiSeekModule.loss` states each objective's terms.
+runs the alternation). Stage 2 follows scvi-tools' path: :meth:`IndiSeekModule.inference` gives :math:`C`,
+:math:`Z` and the dependence term (the CLUB bound), :meth:`IndiSeekModule.generative` the reconstructions
+:math:`g_i(Z_i, C_i)`, and :meth:`IndiSeekModule.loss` adds the completeness term: ``club + lam / 2 * recon``.
 """
 
 from __future__ import annotations
@@ -80,7 +80,9 @@ class IndiSeekModule(BaseModuleClass):
     lam
         :math:`\lambda`, the weight of the completeness (reconstruction) term.
     objective
-        The stage-2 loss of each modality (:meth:`objective_terms`), everything else equal:
+        The stage-2 loss of each modality, :math:`D_i + \frac{\lambda}{2} K_i` with a dependence term :math:`D_i`
+        (:meth:`dependence_term`) and a completeness term :math:`K_i` (:meth:`completeness_term`), everything else
+        equal:
 
         * ``"indiseek"``: :math:`\mathrm{CLUB}(Z_i; C_{3-i})` + :math:`\frac{\lambda}{2}` the scaled reconstruction
           error of :math:`X_i` from :math:`(Z_i, C_i)` (eq. 2);
@@ -288,18 +290,26 @@ class IndiSeekModule(BaseModuleClass):
 
     @auto_move_data
     def inference(self, x: tuple, c: tuple = (None, None)) -> dict[str, tuple]:
-        """Shared and specific features of the modalities present (``None`` for an absent one).
+        """Shared and specific features of the modalities present, and the dependence term of each.
 
         The shared features :math:`C_i` are taken from ``c`` where given, else computed without gradients (stage 2
-        holds them fixed).
+        holds them fixed). ``"dependence"`` is :meth:`dependence_term`: what the specific encoder minimises about
+        :math:`Z_i` alone (``None`` for an absent modality).
         """
-        with torch.no_grad():
-            c = tuple(
-                self.shared(xi, i) if ci is None and xi is not None else ci
-                for i, (xi, ci) in enumerate(zip(x, c, strict=True))
-            )
-        z = tuple(None if xi is None else self.specific(xi, i) for i, xi in enumerate(x))
-        return {"shared": c, "specific": z}
+        c = self._fixed_shared(x, c)
+        z, dependence = [None, None], [None, None]
+        for i in (k for k in range(2) if x[k] is not None):
+            z[i] = self.specific(x[i], i)
+            dependence[i] = self.dependence_term(i, z[i], c[i], c[1 - i])
+        return {"shared": c, "specific": tuple(z), "dependence": tuple(dependence)}
+
+    @torch.no_grad()
+    def _fixed_shared(self, x: tuple, c: tuple) -> tuple:
+        """The given shared features, or those of the inputs present where none are given."""
+        return tuple(
+            self.shared(xi, i) if ci is None and xi is not None else ci
+            for i, (xi, ci) in enumerate(zip(x, c, strict=True))
+        )
 
     def _get_generative_input(self, tensors, inference_outputs, **kwargs) -> dict:
         return {"specific": inference_outputs["specific"], "shared": inference_outputs["shared"]}
@@ -329,41 +339,44 @@ class IndiSeekModule(BaseModuleClass):
         r"""InfoNCE loss of the critic between :math:`(Z_i, C)` and :math:`\tilde X_i` (``log(batch)`` at chance)."""
         return self.critics[i](torch.cat([z, c], dim=1), self.scaled(x, i))
 
-    def club_condition(self, c_own: torch.Tensor, c_other: torch.Tensor) -> torch.Tensor:
-        r"""The condition of the CLUB estimator: :math:`C_{3-i}` for IndiSeek, :math:`C_i` for the others."""
-        return c_other if self.objective == "indiseek" else c_own
+    # Each objective is D_i + lam / 2 * K_i per modality: the dependence term D_i (`dependence_term`) and the
+    # completeness term K_i (`completeness_term`), named as logged. `loss` adds them up.
+    def dependence_term(
+        self, i: int, z: torch.Tensor, c_own: torch.Tensor, c_other: torch.Tensor
+    ) -> tuple[str, torch.Tensor]:
+        r"""Name and value of :math:`D_i`, the dependence of :math:`Z_i` on shared features that the encoder removes.
 
-    def objective_terms(
-        self,
-        i: int,
-        x: torch.Tensor,
-        z: torch.Tensor,
-        c_own: torch.Tensor,
-        c_other: torch.Tensor,
-        decoded: torch.Tensor | None = None,
-    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        r"""Modality ``i``'s stage-2 terms and its loss: a dependence term plus :math:`\lambda/2` a completeness term.
-
-        ``x`` is :math:`X_i`, ``z`` :math:`Z_i`, ``c_own`` :math:`C_i`, ``c_other`` :math:`C_{3-i}` and ``decoded``
-        :math:`g_i(Z_i, C_i)` in network units.
+        ``c_own`` is :math:`C_i` and ``c_other`` :math:`C_{3-i}`.
         """
-        lam = self.lam
-        if self.objective == "indiseek":  # eq. (2)
-            club, recon = self.estimators[i](c_other, z), self.reconstruction_error(x, decoded, i)
-            return {"club": club, "recon": recon}, club + lam / 2 * recon
-        if self.objective == "indiseek_noswitch":  # IndiSeek0: CLUB against the modality's own shared features
-            club, recon = self.estimators[i](c_own, z), self.reconstruction_error(x, decoded, i)
-            return {"club": club, "recon": recon}, club + lam / 2 * recon
-        if self.objective == "factorcl":
-            club, nce = self.estimators[i](c_own, z), self.contrastive_error(x, z, c_own, i)
-            return {"club": club, "nce": nce}, club + lam / 2 * nce
+        if self.objective == "indiseek":  # eq. (2): CLUB(Z_i; C_{3-i})
+            return "club", self.estimators[i](c_other, z)
+        if self.objective in ("indiseek_noswitch", "factorcl"):  # IndiSeek0 and FactorizedCL: CLUB(Z_i; C_i)
+            return "club", self.estimators[i](c_own, z)
         if self.objective == "infodisen":
-            ortho, nce = orthogonality(z, c_own), self.contrastive_error(x, z, c_other, i)
-            return {"orthogonality": ortho, "nce": nce}, ortho + lam / 2 * nce
+            return "orthogonality", orthogonality(z, c_own)
         raise RuntimeError("The CLIP-only objective has no stage 2.")
 
+    def completeness_term(
+        self, i: int, x: torch.Tensor, z: torch.Tensor, c_own: torch.Tensor, c_other: torch.Tensor, decoded=None
+    ) -> tuple[str, torch.Tensor]:
+        r"""Name and value of :math:`K_i`, how completely the representation describes :math:`X_i`.
+
+        ``decoded`` is :math:`g_i(Z_i, C_i)` in network units (for the reconstructing objectives).
+        """
+        if self.objective in ("indiseek", "indiseek_noswitch"):  # eq. (2): E||g_i(Z_i, C_i) - X_i||^2 / E||X_i||^2
+            return "recon", self.reconstruction_error(x, decoded, i)
+        if self.objective == "factorcl":  # InfoNCE between (Z_i, C_i) and X_i
+            return "nce", self.contrastive_error(x, z, c_own, i)
+        if self.objective == "infodisen":  # InfoNCE between (Z_i, C_{3-i}) and X_i
+            return "nce", self.contrastive_error(x, z, c_other, i)
+        raise RuntimeError("The CLIP-only objective has no stage 2.")
+
+    def club_condition(self, c_own: torch.Tensor, c_other: torch.Tensor) -> torch.Tensor:
+        r"""The CLUB estimator's condition, as in :meth:`dependence_term`: :math:`C_{3-i}` (IndiSeek) or :math:`C_i`."""
+        return c_other if self.objective == "indiseek" else c_own
+
     def loss(self, tensors, inference_outputs, generative_outputs, **kwargs) -> LossOutput:
-        """Stage-2 loss of a batch: the sum of :meth:`objective_terms` over the modalities present.
+        r"""Stage-2 loss of a batch: :math:`\sum_i D_i + \frac{\lambda}{2} K_i` over the modalities present.
 
         The completeness terms (``recon_<name>``, ``nce_<name>``) are reported as reconstruction losses and the
         dependence terms (``club_<name>``, ``orthogonality_<name>``) as extra metrics.
@@ -371,13 +384,14 @@ class IndiSeekModule(BaseModuleClass):
         x = (tensors.get(X1_KEY), tensors.get(X2_KEY))
         c, z = inference_outputs["shared"], inference_outputs["specific"]
         decoded = generative_outputs.get("decoded", (None, None))
-        dependence, completeness, total = {}, {}, 0.0
+        dependence, completeness = {}, {}
+        total = next(t for t in x if t is not None).new_zeros(())
         for i in (k for k in range(2) if x[k] is not None):
-            terms, loss_i = self.objective_terms(i, x[i], z[i], c[i], c[1 - i], decoded[i])
-            (dep, dep_value), (comp, comp_value) = terms.items()
-            dependence[f"{dep}_{self.modality_names[i]}"] = dep_value
-            completeness[f"{comp}_{self.modality_names[i]}"] = comp_value
-            total = total + loss_i
+            dep_name, dep = inference_outputs["dependence"][i]
+            comp_name, comp = self.completeness_term(i, x[i], z[i], c[i], c[1 - i], decoded[i])
+            total = total + dep + self.lam / 2 * comp
+            dependence[f"{dep_name}_{self.modality_names[i]}"] = dep
+            completeness[f"{comp_name}_{self.modality_names[i]}"] = comp
         n_obs = next(t for t in x if t is not None).shape[0]
         return LossOutput(loss=total, reconstruction_loss=completeness, extra_metrics=dependence, n_obs_minibatch=n_obs)
 
@@ -393,11 +407,12 @@ class IndiSeekModule(BaseModuleClass):
 
     def _estimator_pairs(self, tensors: dict[str, torch.Tensor]) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
         """``(i, condition, z)`` of each present modality's CLUB estimator, ``z`` from the current encoder (no grad)."""
-        with torch.no_grad():
-            out = self.inference(**self._get_inference_input(tensors))
-        c = out["shared"]
-        for i in (k for k in range(2) if out["specific"][k] is not None):
-            yield i, self.club_condition(c[i], c[1 - i]), out["specific"][i]
+        x, c = self._get_inference_input(tensors).values()
+        c = self._fixed_shared(x, c)
+        for i in (k for k in range(2) if x[k] is not None):
+            with torch.no_grad():
+                z = self.specific(x[i], i)
+            yield i, self.club_condition(c[i], c[1 - i]), z
 
     @torch.inference_mode()
     def sample(self, tensors: dict[str, torch.Tensor], n_samples: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
