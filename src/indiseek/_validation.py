@@ -22,6 +22,13 @@ def check_mudata(mdata, modalities: tuple[str, ...]) -> None:
         )
     if mdata.is_view:
         raise ValueError("The MuData is a view; run `mdata = mdata.copy()` first.")
+    if not mdata.obs_names.is_unique:
+        duplicated = mdata.obs_names[mdata.obs_names.duplicated()].unique()
+        raise ValueError(
+            f"The MuData has {len(duplicated)} duplicated cell name(s) (e.g. {str(duplicated[0])!r}), so results written "
+            "back by name would be ambiguous. Make them unique first: `mdata.obs_names_make_unique()`, then "
+            "`mdata.update()`."
+        )
     for m in modalities:
         mod = mdata.mod[m]
         if mod.n_obs != mdata.n_obs or not np.array_equal(mod.obs_names, mdata.obs_names):
@@ -43,7 +50,7 @@ def check_finite(x, what: str) -> None:
         )
 
 
-def _count_problem(x) -> str | None:
+def count_problem(x) -> str | None:
     """What keeps ``x`` (dense or sparse) from being raw counts: ``"negative"``, ``"non-integer"`` or ``None``."""
     values = x.data if sp.issparse(x) else np.asarray(x)
     if values.size and values.min() < 0:
@@ -55,12 +62,23 @@ def _count_problem(x) -> str | None:
 
 def holds_counts(x) -> bool:
     """Whether ``x`` (dense or sparse) is a non-empty matrix of non-negative integers."""
-    return bool((x.data if sp.issparse(x) else np.asarray(x)).size) and _count_problem(x) is None
+    return bool((x.data if sp.issparse(x) else np.asarray(x)).size) and count_problem(x) is None
 
 
 def check_counts(x, what: str) -> None:
     """Raise if ``x`` (dense or sparse) is not a matrix of non-negative integer counts."""
     check_finite(x, what)
-    problem = _count_problem(x)
+    problem = count_problem(x)
     if problem is not None:
         raise ValueError(f"{what} has {problem} values; raw counts are needed here (did you pass normalised data?).")
+
+
+def check_train_indices(n_obs: int, train_indices) -> np.ndarray:
+    """The positions of the cells to train on (all when ``train_indices`` is ``None``), refused if out of range."""
+    cells = np.arange(n_obs) if train_indices is None else np.asarray(train_indices)
+    if cells.size and not np.issubdtype(cells.dtype, np.integer):
+        raise TypeError(f"`train_indices` must be integer positions, got dtype {cells.dtype}.")
+    cells = cells.astype(int)
+    if cells.size and (cells.min() < 0 or cells.max() >= n_obs):
+        raise IndexError(f"`train_indices` must be positions in [0, {n_obs}); got {cells.min()}..{cells.max()}.")
+    return cells

@@ -32,9 +32,13 @@ def _add_fit(commands) -> None:
     _add_network_options(fit)
     fit.add_argument("--max-epochs-shared", type=int, default=None, help="epoch cap of stage 1 (CLIP)")
     fit.add_argument("--max-epochs-specific", type=int, default=None, help="epoch cap of stage 2")
+    fit.add_argument("--batch-size", type=int, default=128, help="cells per optimiser step (default: 128)")
     fit.add_argument("--n-cells", type=int, default=5000, help="cells to simulate without INPUT (default: 5000)")
     fit.add_argument("--n-comps", type=int, default=200, help="RNA principal components (default: 200)")
     fit.add_argument("--accelerator", default="auto", help='Lightning accelerator ("cpu", "gpu", "auto")')
+    fit.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, e.g. OMP_NUM_THREADS)")
+    fit.add_argument("--save-model", metavar="DIR", help="save the model in DIR after each stage (a checkpoint)")
+    fit.add_argument("--resume", action="store_true", help="continue the model saved in --save-model DIR")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -124,12 +128,15 @@ def _parser() -> argparse.ArgumentParser:
         prog="indiseek",
         description="Learn shared and modality-specific representations of paired single-cell modalities.",
     )
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True)
     _add_fit(commands)
     benchmark = commands.add_parser("benchmark", help="run a reproducible study", description="Run a study.")
     studies = benchmark.add_subparsers(dest="study", required=True)
     for add in (_add_synthetic, _add_cite_seq, _add_tensors, _add_multibench):
         add(studies)
+    for sub in (commands.choices["fit"], *studies.choices.values()):  # also accepted after the command
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
@@ -260,18 +267,30 @@ def _benchmark_synthetic(args: argparse.Namespace) -> int:
     )
 
 
-def _fit(args: argparse.Namespace) -> int:
-    import mudata as md
+def _fit_paths(args: argparse.Namespace):
+    """Check every path before any work starts: the input, the output and the model folder."""
+    from indiseek._files import UsageError, check_input, check_model_dir, check_output
 
+    input_path = None if args.input is None else check_input(args.input)
+    output = check_output(args.output, input_path=input_path)
+    model_dir = None if args.save_model is None else check_model_dir(args.save_model)
+    if args.resume and (model_dir is None or not (model_dir / "model.pt").exists()):
+        raise UsageError("--resume continues the model saved by an earlier run: pass its folder as --save-model DIR.")
+    return input_path, output, model_dir
+
+
+def _fit(args: argparse.Namespace) -> int:
     import indiseek as isk
     from indiseek._constants import JOINT_KEY, shared_key, specific_key
+    from indiseek._files import read_input, write_atomically
 
     start = time.perf_counter()
-    if args.input is None:
+    input_path, output, model_dir = _fit_paths(args)
+    if input_path is None:
         print(f"Simulating {args.n_cells} CITE-seq cells (seed {args.seed}) ...")
         mdata = isk.datasets.simulated_cite(n_cells=args.n_cells, seed=args.seed)
     else:
-        mdata = md.read_h5mu(args.input)
+        mdata = read_input(input_path)
     print(f"Data: {mdata.n_obs} cells; modalities {', '.join(f'{m} ({a.n_vars})' for m, a in mdata.mod.items())}")
     model = isk.tl.fit(
         mdata,
@@ -282,12 +301,20 @@ def _fit(args: argparse.Namespace) -> int:
         n_hidden=args.n_hidden,
         seed=args.seed,
         n_comps=args.n_comps,
+        n_threads=args.threads,
+        resume_from=model_dir if args.resume else None,
+        checkpoint_dir=None if model_dir is None else str(model_dir),
         max_epochs_shared=args.max_epochs_shared,
         max_epochs_specific=args.max_epochs_specific,
+        batch_size=args.batch_size,
         accelerator=args.accelerator,
         enable_progress_bar=not args.quiet,
     )
-    mdata.write_h5mu(args.output)
+    try:
+        write_atomically(mdata, output)
+    except OSError as err:
+        kept = f" The trained model is saved in {str(model_dir)!r}." if model_dir is not None else ""
+        raise OSError(f"could not write {str(output)!r} ({err.strerror or err}).{kept}") from err
     names = model.modality_names
     keys = [shared_key(m) for m in names] + [specific_key(m) for m in names] + [JOINT_KEY]
     history = model.history
@@ -297,11 +324,17 @@ def _fit(args: argparse.Namespace) -> int:
         f"{epochs.get('specific', 0)} epochs on {len(model.train_indices)} cells "
         f"({len(model.validation_indices)} held out for validation)."
     )
-    print(f"Wrote {args.output} with:")
+    print(f"Wrote {output} with:")
     for key in keys:
         print(f"  .obsm[{key!r}]  {mdata.obsm[key].shape[0]} x {mdata.obsm[key].shape[1]}")
     print(f"Done in {time.perf_counter() - start:.0f} s.")
     return 0
+
+
+def _message(err: BaseException) -> str:
+    """An exception as one line (a KeyError's message without the quotes that ``str`` adds)."""
+    text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+    return " ".join(str(text).split()) or type(err).__name__
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -324,15 +357,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     warnings.filterwarnings("ignore", category=FutureWarning)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    if args.command == "fit":
-        return _fit(args)
-    studies = {
+    from indiseek._files import UsageError
+
+    commands = {
         "synthetic": _benchmark_synthetic,
         "cite-seq": _benchmark_cite_seq,
         "tensors": _benchmark_tensors,
         "multibench": _benchmark_multibench,
     }
-    return studies[args.study](args)
+    run = _fit if args.command == "fit" else commands[args.study]
+    try:
+        return run(args)
+    except (UsageError, ValueError, KeyError, TypeError, IndexError, OSError, FloatingPointError) as err:
+        if args.debug:
+            raise
+        print(f"indiseek: error: {_message(err)} (--debug shows the traceback)", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("indiseek: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -19,18 +19,25 @@ BMMC_CITE_URL = (
 _FILE = "GSE194122_openproblems_neurips2021_cite_BMMC_processed.h5ad"
 
 
+#: ``var["feature_types"]`` values of RNA and protein features: the NeurIPS 2021 files' and 10x Genomics'.
+_FEATURE_TYPES = {"rna": ("GEX", "Gene Expression"), "prot": ("ADT", "Antibody Capture")}
+
+
 def cite_h5ad_to_mudata(adata: ad.AnnData) -> MuData:
-    """Split the NeurIPS 2021 CITE-seq AnnData into a MuData with raw counts.
+    """Split one CITE-seq AnnData (RNA and protein features side by side) into a MuData with raw counts.
 
     Parameters
     ----------
     adata
-        AnnData with ``var["feature_types"]`` in {``"GEX"``, ``"ADT"``} and raw counts in ``layers["counts"]``.
+        AnnData with ``var["feature_types"]`` in {``"GEX"``, ``"ADT"``} (the NeurIPS 2021 files) or {``"Gene
+        Expression"``, ``"Antibody Capture"``} (10x Genomics), and raw counts in ``layers["counts"]`` or, without
+        that layer, in ``.X``.
 
     Returns
     -------
-    MuData with modalities ``rna`` (GEX) and ``prot`` (ADT), raw counts as ``.X`` (sparse float32), and the cell
-    metadata (``cell_type``, ``batch``, ...) in ``mdata.obs``.
+    MuData
+        Modalities ``rna`` and ``prot``, raw counts as ``.X`` (sparse float32), and the cell metadata
+        (``cell_type``, ``batch``, ...) in ``mdata.obs``.
 
     Examples
     --------
@@ -41,19 +48,21 @@ def cite_h5ad_to_mudata(adata: ad.AnnData) -> MuData:
     >>> cite_h5ad_to_mudata(a).shape
     (2, 3)
     """
-    if "feature_types" not in adata.var or "counts" not in adata.layers:
+    if "feature_types" not in adata.var:
         raise ValueError(
-            'Expected the NeurIPS 2021 CITE-seq layout: `var["feature_types"]` (GEX/ADT) and `layers["counts"]`; '
-            f"got var columns {list(adata.var.columns)} and layers {list(adata.layers)}."
+            'Expected a CITE-seq AnnData with `var["feature_types"]` (GEX/ADT or Gene Expression/Antibody Capture); '
+            f"got var columns {list(adata.var.columns)}."
         )
+    counts_of_all = adata.layers["counts"] if "counts" in adata.layers else adata.X
     kinds = adata.var["feature_types"].astype(str)
     mods = {}
-    for name, kind in (("rna", "GEX"), ("prot", "ADT")):
-        mask = (kinds == kind).to_numpy()
+    for name, names in _FEATURE_TYPES.items():
+        mask = kinds.isin(names).to_numpy()
         if not mask.any():
-            raise ValueError(f'No {kind} features in `var["feature_types"]`.')
-        counts = adata.layers["counts"][:, mask]
-        counts = sp.csr_matrix(counts, dtype=np.float32)
+            raise ValueError(
+                f'No {" or ".join(names)} features in `var["feature_types"]` (it has {sorted(set(kinds))}).'
+            )
+        counts = sp.csr_matrix(counts_of_all[:, mask], dtype=np.float32)
         mods[name] = ad.AnnData(X=counts, obs=adata.obs[[]].copy(), var=adata.var.loc[mask, []].copy())
     mdata = MuData(mods)
     mdata.obs = mdata.obs.join(adata.obs)

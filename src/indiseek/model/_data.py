@@ -7,6 +7,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from indiseek._validation import check_train_indices
+
 
 class _PairedRows(Dataset):
     """Rows of named, row-aligned tensors; a list of indices is fetched in one indexing operation per tensor.
@@ -41,9 +43,7 @@ def split_cells(
     n_obs: int, train_indices, validation_size: float, batch_size: int, seed: int | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sorted training and validation positions: the cells to train on (all, or ``train_indices``), split at random."""
-    cells = np.arange(n_obs) if train_indices is None else np.asarray(train_indices, dtype=int)
-    if cells.size and (cells.min() < 0 or cells.max() >= n_obs):
-        raise IndexError(f"`train_indices` must be positions in [0, {n_obs}).")
+    cells = check_train_indices(n_obs, train_indices)
     cells = np.random.default_rng(seed).permutation(cells)
     n_val = int(round(validation_size * len(cells)))
     n_train = len(cells) - n_val

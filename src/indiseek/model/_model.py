@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import warnings
 from typing import Literal
 
@@ -25,10 +24,8 @@ from ._fingerprint import input_fingerprint
 from ._inputs import ModelInputs
 from ._interrupt import StopOnInterrupt
 from ._module import IndiSeekModule
-from ._setup import check_positive_int, check_schedule, modality_fields
+from ._setup import check_positive_int, check_schedule, modality_fields, register_quietly
 from ._trainingplan import IndiSeekTrainingPlan, default_epochs
-
-logger = logging.getLogger(__name__)
 
 _KEYS = (X1_KEY, X2_KEY)
 
@@ -213,13 +210,7 @@ class IndiSeek(ModelInputs, BaseModelClass):
         sources = {X1_KEY: (x1_layer, x1_obsm_key), X2_KEY: (x2_layer, x2_obsm_key)}
         fields = [f for key in _KEYS for f in modality_fields(mdata, key, modalities[key], *sources[key])]
         adata_manager = AnnDataManager(fields=fields, setup_method_args=setup_method_args)
-        fields_logger = logging.getLogger("scvi.data.fields")  # silences "Generating sequential column names"
-        level = fields_logger.level
-        fields_logger.setLevel(logging.WARNING)
-        try:
-            adata_manager.register_fields(mdata, **kwargs)
-        finally:
-            fields_logger.setLevel(level)
+        register_quietly(adata_manager, mdata, **kwargs)
         cls.register_manager(adata_manager)
 
     @property
@@ -246,6 +237,7 @@ class IndiSeek(ModelInputs, BaseModelClass):
         strategy: str | pl.strategies.Strategy = "auto",
         seed: int | None = None,
         enable_progress_bar: bool = True,
+        checkpoint_dir: str | None = None,
         plan_kwargs: dict | None = None,
         **trainer_kwargs,
     ) -> None:
@@ -282,16 +274,18 @@ class IndiSeek(ModelInputs, BaseModelClass):
         accelerator, devices
             Passed to Lightning (``"cpu"``, ``"gpu"``, ...; number or list of devices).
         strategy
-            Lightning strategy. For data-parallel training on several devices or CPU processes use ``"ddp"`` in a
-            script (Lightning starts the other processes by re-running it) or ``"ddp_fork"`` in a notebook or an
-            interactive session (forked processes; not with CUDA already initialised). Each stage trains only part
-            of the networks, so these names are turned into a :class:`~lightning.pytorch.strategies.DDPStrategy`
-            that finds unused parameters. The trained weights end up in this model, as with one device. scvi-tools
-            turns early stopping off under DDP, so give stage 1 an epoch cap.
+            Lightning strategy: ``"ddp"`` in a script, ``"ddp_fork"`` in a notebook (not with CUDA initialised) for
+            data-parallel training; these become a ``DDPStrategy`` that finds unused parameters (each stage trains
+            part of the networks). scvi-tools turns early stopping off under DDP: give stage 1 an epoch cap.
         seed
             Seed of the split, the batch order and the estimator batches (``None``: ``scvi.settings.seed``).
         enable_progress_bar
             Show a progress bar with the loss terms.
+        checkpoint_dir
+            Folder to save the model in after each stage (:meth:`save`, without the data), so that a long run
+            interrupted in stage 2 keeps stage 1: ``IndiSeek.load(checkpoint_dir, adata=mdata)`` and
+            ``model.train(0, None)`` train stage 2 only (``indiseek.tl.fit(..., resume_from=checkpoint_dir)`` does
+            both).
         plan_kwargs
             Extra keyword arguments of :class:`~indiseek.model.IndiSeekTrainingPlan` (``estimator_lr``,
             ``weight_decay``).
@@ -348,6 +342,9 @@ class IndiSeek(ModelInputs, BaseModelClass):
             history.update(self.history_ or {})
             if interrupted:
                 break
+            if checkpoint_dir is not None:
+                self.history_ = history
+                self.save(str(checkpoint_dir), overwrite=True, save_anndata=False)
         self.history_ = history
         self.is_trained_ = stages[-1] in self.trained_stages_
         self.module.eval()

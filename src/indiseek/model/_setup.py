@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 from mudata import MuData
 from scvi.data.fields import MuDataLayerField, MuDataNumericalObsField, MuDataObsmField
@@ -59,3 +61,14 @@ def check_schedule(lr: float, batch_size: int, validation_size: float) -> None:
         raise ValueError(f"`lr` must be a positive finite number, got {lr}.")
     if not 0 <= validation_size < 1:
         raise ValueError(f"`validation_size` must be in [0, 1), got {validation_size}.")
+
+
+def register_quietly(adata_manager, mdata: MuData, **kwargs) -> None:
+    """Register the fields without scvi-tools' "Generating sequential column names" log lines."""
+    fields_logger = logging.getLogger("scvi.data.fields")
+    level = fields_logger.level
+    fields_logger.setLevel(logging.WARNING)
+    try:
+        adata_manager.register_fields(mdata, **kwargs)
+    finally:
+        fields_logger.setLevel(level)

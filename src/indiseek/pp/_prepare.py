@@ -13,6 +13,7 @@ from mudata import MuData
 
 from indiseek._constants import PREPARE_KEY
 from indiseek._inputs import guess_modalities
+from indiseek._threads import keeps_torch_threads
 from indiseek._validation import check_counts, check_mudata
 
 
@@ -27,6 +28,7 @@ def _guess_modalities(mdata: MuData, rna: str | None, prot: str | None) -> tuple
     return rna, prot
 
 
+@keeps_torch_threads
 def prepare(
     mdata: MuData,
     *,

@@ -11,10 +11,12 @@ import scanpy as sc
 from mudata import MuData
 
 from indiseek._constants import SCANPY_EXACT_LIMIT, umap_key
+from indiseek._threads import keeps_torch_threads
 
 from ._labels import representation_keys
 
 
+@keeps_torch_threads
 def embeddings(
     mdata: MuData,
     *,

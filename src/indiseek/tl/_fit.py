@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -12,7 +14,9 @@ from mudata import MuData
 
 from indiseek._constants import JOINT_KEY, PREPARE_KEY, RNA_NAMES, UNS_KEY, shared_key, specific_key
 from indiseek._inputs import guess_modalities, input_spec, parse_input, prepared_input
-from indiseek._validation import check_mudata, holds_counts
+from indiseek._rollback import unchanged_on_error
+from indiseek._threads import torch_threads
+from indiseek._validation import check_mudata, check_train_indices, count_problem
 from indiseek.model import IndiSeek
 from indiseek.pp import prepare as _prepare
 
@@ -59,6 +63,8 @@ def fit(
     n_comps: int = 200,
     train_indices: np.ndarray | None = None,
     seed: int = 0,
+    n_threads: int | None = None,
+    resume_from: str | Path | None = None,
     copy: bool = False,
     **kwargs,
 ) -> IndiSeek:
@@ -85,12 +91,18 @@ def fit(
         Positions of the cells to train on (``None``: all); every cell is embedded.
     seed
         Seed of the weights, the split and the batches (also sets ``scvi.settings.seed``).
+    n_threads
+        Torch threads while training (``None``: torch's current count, e.g. from ``OMP_NUM_THREADS``). The count in
+        force before the call is restored afterwards, also after the preprocessing's numba kernels reset it.
+    resume_from
+        Folder of a model that an earlier call saved after a stage (``checkpoint_dir=``, or ``indiseek fit
+        --save-model``): it is loaded, with its parameters, and only the stages it has not finished are trained.
     copy
         Work on a copy of ``mdata``; the input is left untouched and the copy is ``model.adata``.
     **kwargs
         Options of the model (:class:`~indiseek.IndiSeek`: ``lam``, ``objective``, ``n_layers``, ``dropout``...)
         and of its training (:meth:`IndiSeek.train`: ``max_epochs_shared``, ``lr``, ``batch_size``,
-        ``enable_progress_bar``...). What each setting does on real and simulated data is on the
+        ``enable_progress_bar``, ``checkpoint_dir`` to save the model after each stage...). What each setting does on real and simulated data is on the
         benchmarks page (:doc:`/benchmarks`).
 
     Returns
@@ -105,6 +117,8 @@ def fit(
         * ``uns["indiseek"]``: the modalities, inputs and the model's parameters;
         * the keys of :func:`indiseek.pp.prepare` when it runs, and scvi-tools' registration keys in ``.uns``.
 
+    A call that raises leaves ``mdata`` as it was: the keys written before the error are taken back.
+
     Examples
     --------
     >>> import indiseek as isk
@@ -118,36 +132,65 @@ def fit(
     mdata = mdata.copy() if copy else mdata
     modalities = _modalities(mdata, modalities)
     check_mudata(mdata, modalities)
-    if prepare == "auto":
-        prepare = (
-            PREPARE_KEY not in mdata.uns
-            and not inputs
-            and modalities[0] in RNA_NAMES
-            and holds_counts(mdata.mod[modalities[0]].X)
+    check_train_indices(mdata.n_obs, train_indices)
+    with torch_threads(n_threads), unchanged_on_error(mdata):
+        if _should_prepare(mdata, modalities, inputs, prepare):
+            _prepare(mdata, rna=modalities[0], prot=modalities[1], n_comps=n_comps, seed=seed)
+        sources = [_input_of(mdata, m, inputs) for m in modalities]
+        scvi.settings.seed = seed
+        IndiSeek.setup_mudata(
+            mdata,
+            modalities={"x1": modalities[0], "x2": modalities[1]},
+            x1_layer=sources[0][0],
+            x1_obsm_key=sources[0][1],
+            x2_layer=sources[1][0],
+            x2_obsm_key=sources[1][1],
         )
-    if prepare:
-        _prepare(mdata, rna=modalities[0], prot=modalities[1], n_comps=n_comps, seed=seed)
+        model = _trained_model(mdata, resume_from, train_indices=train_indices, seed=seed, **kwargs)
+        write_representations(model, mdata)
+        mdata.uns[UNS_KEY] = {
+            "modalities": list(modalities),
+            "inputs": {m: input_spec(*source) for m, source in zip(modalities, sources, strict=True)},
+            "params": {**model.init_params_["non_kwargs"], "seed": seed},
+            "n_train_cells": int(len(model.train_indices)),
+        }
+    return model
 
-    (l1, o1), (l2, o2) = (_input_of(mdata, m, inputs) for m in modalities)
-    scvi.settings.seed = seed
-    IndiSeek.setup_mudata(
-        mdata,
-        modalities={"x1": modalities[0], "x2": modalities[1]},
-        x1_layer=l1,
-        x1_obsm_key=o1,
-        x2_layer=l2,
-        x2_obsm_key=o2,
+
+def _should_prepare(mdata: MuData, modalities, inputs, prepare: bool | str) -> bool:
+    """Whether to run the paper's preprocessing; warns when ``"auto"`` skips it for an RNA ``.X`` without counts."""
+    if prepare != "auto":
+        return bool(prepare)
+    rna = mdata.mod[modalities[0]]
+    if PREPARE_KEY in mdata.uns or inputs or modalities[0] not in RNA_NAMES:
+        return False
+    problem = count_problem(rna.X)
+    if problem is None and rna.X.size:
+        return True
+    warnings.warn(
+        f"The {modalities[0]!r} modality's .X does not hold raw counts ({problem or 'empty'} values), so tl.fit does "
+        f"not run the paper's preprocessing and trains on .X as it is ({rna.n_vars} features). For the paper's "
+        "preprocessing (log-normalised counts -> 200 PCs; protein CLR), keep the raw counts in a layer and run "
+        '`isk.pp.prepare(mdata, counts_layer="counts")` first, or pass `inputs=` to read another matrix.',
+        UserWarning,
+        stacklevel=3,
     )
+    return False
+
+
+def _trained_model(mdata: MuData, resume_from, *, train_indices, seed: int, **kwargs) -> IndiSeek:
+    """A new model trained on ``mdata``, or the one saved in ``resume_from`` with its unfinished stages trained."""
     model_kwargs, train_kwargs = _split_kwargs(kwargs)
-    model = IndiSeek(mdata, **model_kwargs)
+    if resume_from is None:
+        model = IndiSeek(mdata, **model_kwargs)
+    else:
+        model = IndiSeek.load(str(resume_from), adata=mdata)
+        stages = ("shared", "specific") if model.module.has_specific else ("shared",)
+        if all(stage in model.trained_stages_ for stage in stages):
+            return model
+        if "shared" in model.trained_stages_:
+            train_kwargs["max_epochs_shared"] = 0
     model.train(train_indices=train_indices, seed=seed, **train_kwargs)
-    write_representations(model, mdata)
-    mdata.uns[UNS_KEY] = {
-        "modalities": list(modalities),
-        "inputs": {m: input_spec(l, o) for m, l, o in zip(modalities, (l1, l2), (o1, o2), strict=True)},
-        "params": {**model.init_params_["non_kwargs"], "seed": seed},
-        "n_train_cells": int(len(model.train_indices)),
-    }
     return model
 
 

@@ -13,6 +13,7 @@ from mudata import MuData
 
 from indiseek._constants import PREPARE_KEY, SCANPY_EXACT_LIMIT
 from indiseek._inputs import read_input
+from indiseek._threads import keeps_torch_threads
 from indiseek._validation import check_finite
 
 from ._neighbors import ApproximateNeighbors, use_approximate
@@ -25,6 +26,7 @@ def _matrix(adata: ad.AnnData, spec: str, name: str) -> np.ndarray:
     return np.asarray(x, dtype=np.float32)
 
 
+@keeps_torch_threads
 def wnn_weights(
     mdata: MuData,
     *,
