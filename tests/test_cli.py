@@ -97,7 +97,9 @@ def test_benchmark_cite_seq_passes_the_network_size_to_every_fit(tmp_path, monke
         return pd.DataFrame({"objective": ["indiseek"], "lam": [1.0], "seed": [0], "rho": [0.5], "seconds": [1.0]})
 
     monkeypatch.setattr(study, "run_cite_seq", fake_run)
-    argv = ["benchmark", "cite-seq", "--data", "x.h5mu", "--lams", "1", "--n-layers", "2", "--n-specific", "10"]
+    data = tmp_path / "x.h5mu"  # the path is checked before the study runs
+    isk.datasets.simulated_cite(n_cells=50, n_genes=30, seed=0).write_h5mu(data)
+    argv = ["benchmark", "cite-seq", "--data", str(data), "--lams", "1", "--n-layers", "2", "--n-specific", "10"]
     assert main([*argv, "--dropout", "0.2", "--n-hidden", "64", "-o", str(tmp_path)]) == 0
     assert seen["n_layers"] == 2 and seen["n_specific"] == 10 and seen["n_hidden"] == 64 and seen["lams"] == [1.0]
     assert seen["dropout"] == 0.2

@@ -90,6 +90,17 @@ def test_output_over_the_input_is_refused_and_the_input_kept(files, capsys):
     assert status == 1 and "is the input file" in err and _digest(source) == before
 
 
+def test_benchmark_data_paths_are_checked_first(files, tmp_path, capsys):
+    for argv in (
+        ["benchmark", "cite-seq", "--data", tmp_path / "missing.h5mu", "-o", tmp_path / "study"],
+        ["benchmark", "cite-seq", "--data", files / "notes.txt", "-o", tmp_path / "study"],
+        ["benchmark", "multibench", "--data", tmp_path / "missing.pkl", "--dataset", "mosi", "-o", tmp_path / "study"],
+    ):
+        status, err = _run(argv, capsys)
+        assert status == 1 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "study").exists()
+
+
 def test_debug_shows_the_traceback(tmp_path):
     from indiseek._files import UsageError
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 import warnings
@@ -165,7 +166,9 @@ def _study(args: argparse.Namespace, study, plot, figure: str, runs) -> int:
 def _cite_seq_data(args: argparse.Namespace):
     """The file named by ``--data`` (no truth), or the built-in simulated data (seed 0) and its truth column."""
     if args.data is not None:
-        return args.data, None
+        from indiseek._files import check_input, read_input
+
+        return read_input(check_input(args.data)), None
     from indiseek.datasets import add_expected_theta_sign, simulated_cite
 
     print(f"Simulating {args.n_cells} CITE-seq cells (seed 0) ...")
@@ -221,7 +224,11 @@ def _benchmark_tensors(args: argparse.Namespace) -> int:
 
 
 def _benchmark_multibench(args: argparse.Namespace) -> int:
+    from indiseek._files import UsageError
     from indiseek.benchmarks import multibench
+
+    if not os.path.isfile(args.data):
+        raise UsageError(f"--data {args.data!r} is not a file; pass a MultiBench file (e.g. mosi_data.pkl, im.pk).")
 
     return _study(
         args,
