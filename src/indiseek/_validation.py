@@ -25,8 +25,8 @@ def check_mudata(mdata, modalities: tuple[str, ...]) -> None:
     if not mdata.obs_names.is_unique:
         duplicated = mdata.obs_names[mdata.obs_names.duplicated()].unique()
         raise ValueError(
-            f"The MuData has {len(duplicated)} duplicated cell name(s) (e.g. {str(duplicated[0])!r}), so results written "
-            "back by name would be ambiguous. Make them unique first: `mdata.obs_names_make_unique()`, then "
+            f"The MuData has {len(duplicated)} duplicated cell name(s) (e.g. {str(duplicated[0])!r}), so results "
+            "written back by name would be ambiguous. Make them unique first: `mdata.obs_names_make_unique()`, then "
             "`mdata.update()`."
         )
     for m in modalities:

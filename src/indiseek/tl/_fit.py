@@ -102,8 +102,8 @@ def fit(
     **kwargs
         Options of the model (:class:`~indiseek.IndiSeek`: ``lam``, ``objective``, ``n_layers``, ``dropout``...)
         and of its training (:meth:`IndiSeek.train`: ``max_epochs_shared``, ``lr``, ``batch_size``,
-        ``enable_progress_bar``, ``checkpoint_dir`` to save the model after each stage...). What each setting does on real and simulated data is on the
-        benchmarks page (:doc:`/benchmarks`).
+        ``enable_progress_bar``, ``checkpoint_dir`` to save the model after each stage...). What each setting does
+        on real and simulated data is on the benchmarks page (:doc:`/benchmarks`).
 
     Returns
     -------
