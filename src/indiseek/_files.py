@@ -34,7 +34,7 @@ def check_input(path: str | os.PathLike) -> Path:
     return path
 
 
-def read_input(path: Path):
+def read_mudata(path: Path):
     """A MuData from an .h5mu file, or from an .h5ad holding RNA and protein features (``var["feature_types"]``)."""
     import anndata as ad
     import h5py

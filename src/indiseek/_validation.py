@@ -60,11 +60,6 @@ def count_problem(x) -> str | None:
     return None
 
 
-def holds_counts(x) -> bool:
-    """Whether ``x`` (dense or sparse) is a non-empty matrix of non-negative integers."""
-    return bool((x.data if sp.issparse(x) else np.asarray(x)).size) and count_problem(x) is None
-
-
 def check_counts(x, what: str) -> None:
     """Raise if ``x`` (dense or sparse) is not a matrix of non-negative integer counts."""
     check_finite(x, what)

@@ -166,9 +166,9 @@ def _study(args: argparse.Namespace, study, plot, figure: str, runs) -> int:
 def _cite_seq_data(args: argparse.Namespace):
     """The file named by ``--data`` (no truth), or the built-in simulated data (seed 0) and its truth column."""
     if args.data is not None:
-        from indiseek._files import check_input, read_input
+        from indiseek._files import check_input, read_mudata
 
-        return read_input(check_input(args.data)), None
+        return read_mudata(check_input(args.data)), None
     from indiseek.datasets import add_expected_theta_sign, simulated_cite
 
     print(f"Simulating {args.n_cells} CITE-seq cells (seed 0) ...")
@@ -289,7 +289,7 @@ def _fit_paths(args: argparse.Namespace):
 def _fit(args: argparse.Namespace) -> int:
     import indiseek as isk
     from indiseek._constants import JOINT_KEY, shared_key, specific_key
-    from indiseek._files import read_input, write_atomically
+    from indiseek._files import read_mudata, write_atomically
 
     start = time.perf_counter()
     input_path, output, model_dir = _fit_paths(args)
@@ -297,7 +297,7 @@ def _fit(args: argparse.Namespace) -> int:
         print(f"Simulating {args.n_cells} CITE-seq cells (seed {args.seed}) ...")
         mdata = isk.datasets.simulated_cite(n_cells=args.n_cells, seed=args.seed)
     else:
-        mdata = read_input(input_path)
+        mdata = read_mudata(input_path)
     print(f"Data: {mdata.n_obs} cells; modalities {', '.join(f'{m} ({a.n_vars})' for m, a in mdata.mod.items())}")
     model = isk.tl.fit(
         mdata,
