@@ -40,9 +40,7 @@ def held_out_r2(x: np.ndarray, y: np.ndarray) -> float:
     return RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(x[:n], y[:n]).score(x[n:], y[n:])
 
 
-def evaluate(
-    n_cells: int, seed: int, lam: float, n_layers: int = 5, n_train: int | None = None, dropout: float = 0.0, **schedule
-) -> dict:
+def evaluate(n_cells: int, seed: int, n_train: int | None = None, **fit_kwargs) -> dict:
     mdata = isk.datasets.simulated_cite(n_cells=n_cells, seed=seed)
     isk.pp.prepare(mdata)
     held_out = np.sort(np.random.default_rng(seed).permutation(n_cells)[: n_cells // 5])
@@ -52,16 +50,7 @@ def evaluate(
             raise ValueError(f"`--n-train` must be between 1 and {len(train)} (the cells not held out), got {n_train}.")
         train = np.sort(np.random.default_rng(seed + 1).choice(train, n_train, replace=False))
     start = time.perf_counter()
-    model = isk.tl.fit(
-        mdata,
-        lam=lam,
-        n_layers=n_layers,
-        dropout=dropout,
-        train_indices=train,
-        seed=seed,
-        enable_progress_bar=False,
-        **schedule,
-    )
+    model = isk.tl.fit(mdata, train_indices=train, seed=seed, enable_progress_bar=False, n_threads=1, **fit_kwargs)
     seconds = time.perf_counter() - start
     rep = {
         f"{kind}_{m}": model.get_latent_representation(mdata, modality=m, kind=kind, indices=held_out)
@@ -82,6 +71,7 @@ def evaluate(
         "n_held_out": len(held_out),
         "n_train": len(train),
         "r2": r2,
+        "lam": model.module.lam,
     }
 
 
@@ -89,12 +79,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-cells", type=int, default=5000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--lam", type=float, default=10.0)
-    parser.add_argument("--n-layers", type=int, default=5, help="layers per encoder and decoder")
+    parser.add_argument("--lam", type=lambda v: v if v == "auto" else float(v), default=None, help='a number or "auto"')
+    parser.add_argument("--n-layers", type=int, default=None, help="layers per encoder and decoder")
     parser.add_argument(
         "--n-train", type=int, default=None, help="train on this many of the cells not held out (default: all of them)"
     )
-    parser.add_argument("--dropout", type=float, default=0.0, help="dropout rate in the encoders (default: 0)")
+    parser.add_argument("--dropout", type=float, default=None, help="dropout rate in the encoders")
+    parser.add_argument("--preset", default=None, help='"paper" for the paper\'s networks and lambda')
     parser.add_argument("--long-schedule", action="store_true", help="2,000 epochs per stage at lr 1e-4 (the paper)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -102,16 +93,13 @@ def main() -> None:
     scvi.settings.verbosity = logging.WARNING
 
     schedule = LONG_SCHEDULE if args.long_schedule else {}
-    results = [
-        evaluate(
-            args.n_cells, seed, args.lam, n_layers=args.n_layers, n_train=args.n_train, dropout=args.dropout, **schedule
-        )
-        for seed in args.seeds
-    ]
+    given = {"lam": args.lam, "n_layers": args.n_layers, "dropout": args.dropout, "preset": args.preset}
+    fit_kwargs = {**{k: v for k, v in given.items() if v is not None}, **schedule}
+    results = [evaluate(args.n_cells, seed, n_train=args.n_train, **fit_kwargs) for seed in args.seeds]
     n = results[0]["n_held_out"]
     print(
-        f"n_cells={args.n_cells}, lam={args.lam}, n_layers={args.n_layers}, dropout={args.dropout}, "
-        f"seeds={args.seeds}, schedule={schedule or 'default'}, {results[0]['n_train']} training cells, "
+        f"n_cells={args.n_cells}, settings={fit_kwargs or 'defaults'}, chosen lam={[r['lam'] for r in results]}, "
+        f"seeds={args.seeds}, {results[0]['n_train']} training cells, "
         f"{n} held-out cells\n"
     )
     print("| seed | train time (s) | epochs (stage 1 / 2) | top-1 match | median rank |")

@@ -11,8 +11,8 @@ def test_ddp_on_two_cpu_processes_trains_a_model_that_saves_loads_and_embeds(tmp
     mdata = isk.datasets.simulated_cite(n_cells=400, n_genes=100, seed=0)
     isk.pp.prepare(mdata, n_comps=10)
     isk.IndiSeek.setup_mudata(mdata, modalities={"x1": "rna", "x2": "prot"}, x1_obsm_key="X_pca", x2_layer="clr")
-    model = isk.IndiSeek(mdata, n_hidden=16, n_layers=2)
-    untrained = isk.IndiSeek(mdata, n_hidden=16, n_layers=2)
+    model = isk.IndiSeek(mdata, n_hidden=16, n_layers=2, lam=10.0)
+    untrained = isk.IndiSeek(mdata, n_hidden=16, n_layers=2, lam=10.0)
     untrained.module.load_state_dict(model.module.state_dict())
     model.train(3, 2, accelerator="cpu", devices=2, strategy="ddp_fork", seed=0, enable_progress_bar=False)
     assert model.is_trained_ and model.trained_stages_ == ["shared", "specific"]

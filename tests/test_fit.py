@@ -11,11 +11,17 @@ def test_fit_writes_documented_keys(tiny):
     )
     obsm = tiny.obsm
     assert obsm["X_indiseek_shared_rna"].shape == (240, 6) and obsm["X_indiseek_specific_prot"].shape == (240, 4)
+    weights = model.joint_weights_
+    assert weights[:2] == [1.0, 1.0]
     expected = np.hstack(
         [obsm["X_indiseek_shared_rna"], obsm["X_indiseek_shared_prot"]]
-        + [obsm[f"X_indiseek_specific_{m}"] / 2.0 for m in ("rna", "prot")]  # n_specific = 4: weight 1/2
+        + [w * obsm[f"X_indiseek_specific_{m}"] for w, m in zip(weights[2:], ("rna", "prot"), strict=True)]
     )
     np.testing.assert_allclose(obsm["X_indiseek"], expected, rtol=1e-6)
+    # each specific block has a mean squared norm of 1 on the training cells
+    for w, m in zip(weights[2:], ("rna", "prot"), strict=True):
+        z = obsm[f"X_indiseek_specific_{m}"][model.train_indices]
+        np.testing.assert_allclose(np.mean(np.sum((w * z) ** 2, axis=1)), 1.0, rtol=1e-4)
     np.testing.assert_array_equal(
         obsm["X_indiseek_specific_rna"], model.get_latent_representation(modality="rna", kind="specific")
     )

@@ -13,9 +13,25 @@ from collections.abc import Sequence
 
 def _add_network_options(parser: argparse.ArgumentParser) -> None:
     """Add the network size and dropout options that ``fit`` and ``benchmark cite-seq`` share."""
-    parser.add_argument("--n-layers", type=int, default=5, help="layers per encoder and decoder (default: 5)")
-    parser.add_argument("--n-hidden", type=int, default=50, help="width of the hidden layers (default: 50)")
-    parser.add_argument("--dropout", type=float, default=0.0, help="dropout rate in the encoders (default: 0)")
+    parser.add_argument("--n-layers", type=int, default=None, help="layers per encoder and decoder (default: preset)")
+    parser.add_argument("--n-hidden", type=int, default=None, help="width of the hidden layers (default: preset)")
+    parser.add_argument("--dropout", type=float, default=None, help="dropout rate in the encoders (default: preset)")
+    parser.add_argument(
+        "--preset",
+        choices=("auto", "paper"),
+        default="auto",
+        help='settings not given: "auto" adapts them to the number of cells, "paper" is the paper\'s (default: auto)',
+    )
+
+
+def _lam(value: str) -> float | str:
+    """A positive number or "auto"."""
+    if value == "auto":
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected a number or "auto", got {value!r}') from None
 
 
 def _add_fit(commands) -> None:
@@ -28,7 +44,9 @@ def _add_fit(commands) -> None:
     fit.add_argument("input", nargs="?", help="input .h5mu with raw counts (omit to use the simulated data)")
     fit.add_argument("-o", "--output", required=True, help="output .h5mu")
     fit.add_argument("--modalities", nargs=2, metavar=("RNA", "PROT"), help="names of the two modalities")
-    fit.add_argument("--lam", type=float, default=10.0, help="reconstruction weight lambda (default: 10)")
+    fit.add_argument(
+        "--lam", type=_lam, default=None, help='reconstruction weight lambda, a number or "auto" (default: preset)'
+    )
     fit.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     _add_network_options(fit)
     fit.add_argument("--max-epochs-shared", type=int, default=None, help="epoch cap of stage 1 (CLIP)")
@@ -196,6 +214,7 @@ def _benchmark_cite_seq(args: argparse.Namespace) -> int:
             n_specific=args.n_specific,
             n_hidden=args.n_hidden,
             dropout=args.dropout,
+            preset=args.preset,
             truth_key=truth_key,
         ),
     )
@@ -306,6 +325,7 @@ def _fit(args: argparse.Namespace) -> int:
         dropout=args.dropout,
         n_layers=args.n_layers,
         n_hidden=args.n_hidden,
+        preset=args.preset,
         seed=args.seed,
         n_comps=args.n_comps,
         n_threads=args.threads,

@@ -87,6 +87,15 @@ class ModelInputs:
         self.module.train(was_training)
         return torch.cat(out) if out else torch.zeros((0, 0))
 
+    def _joint_weights(self, x1, x2) -> list[float]:
+        """Block weights of ``X_indiseek`` (shared x1, shared x2, specific x1, specific x2): mean squared norm 1 each.
+
+        The shared blocks are unit vectors; the specific ones are measured on the given (training) cells, in
+        evaluation mode, where dropout no longer adds to their batch-normalised scale.
+        """
+        specific = [self._encode(x, i, "specific") for i, x in enumerate((x1, x2))]
+        return [1.0, 1.0] + [float(z.double().pow(2).sum(dim=1).mean().rsqrt()) for z in specific]
+
     def _check_features(self, mdata: MuData, i: int) -> None:
         """Refuse a MuData whose modality ``i`` is not in the training data's input space."""
         name = self.modality_names[i]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Literal
 
 import lightning.pytorch as pl
@@ -13,24 +12,24 @@ from mudata import MuData
 from scvi import settings
 from scvi.data import AnnDataManager
 from scvi.model.base import BaseModelClass
-from scvi.train import TrainRunner
 
 from indiseek._constants import STAGES, X1_KEY, X2_KEY
 from indiseek._validation import check_finite, check_mudata
 
-from ._data import InMemoryDataSplitter, split_cells
-from ._distributed import ddp_strategy
+from ._data import split_cells
 from ._fingerprint import input_fingerprint
 from ._inputs import ModelInputs
-from ._interrupt import StopOnInterrupt
+from ._lambda import LAMBDA_PATH
 from ._module import IndiSeekModule
+from ._presets import preset_settings
 from ._setup import check_positive_int, check_schedule, modality_fields, register_quietly
+from ._stages import StageTraining
 from ._trainingplan import IndiSeekTrainingPlan, default_epochs
 
 _KEYS = (X1_KEY, X2_KEY)
 
 
-class IndiSeek(ModelInputs, BaseModelClass):
+class IndiSeek(ModelInputs, StageTraining, BaseModelClass):
     r"""IndiSeek: shared and modality-specific representations of two paired modalities.
 
     Stage 1 learns shared representations :math:`C_1, C_2` with CLIP; stage 2, with :math:`C` fixed, learns for
@@ -46,19 +45,21 @@ class IndiSeek(ModelInputs, BaseModelClass):
     n_specific
         Dimension of each specific representation.
     n_hidden
-        Width of the hidden layers.
+        Width of the hidden layers (``None``: from ``preset``, 50 in both).
     n_layers
-        Linear layers per encoder and decoder (the paper: 5-layer ReLU MLPs of width 50).
+        Linear layers per encoder and decoder (``None``: from ``preset``; the paper's networks have 5).
     n_estimator_layers
         Linear layers of the CLUB estimator's mean and log-variance networks (2: one hidden layer, as in Cheng et
         al., 2020). A deeper estimator can memorise the training cells' ``c -> z`` pairs, which it is refitted on
         all along (:doc:`/benchmarks` has the measurement).
     dropout
-        Dropout rate in the hidden layers of the shared and specific encoders while they train (0: the paper's
-        networks, no dropout). It regularises the encoders on small real samples (see the
-        :doc:`/benchmarks`).
+        Dropout rate in the hidden layers of the shared and specific encoders while they train (``None``: from
+        ``preset``; 0 is the paper's networks).
     lam
-        :math:`\lambda`, the weight of the reconstruction term (paper eq. 2).
+        :math:`\lambda`, the weight of the reconstruction term (paper eq. 2), or ``"auto"``: chosen without labels
+        on the validation cells, as the knee of a warm-started path of stage-2 fits between reconstruction error
+        and the specific features' leakage of the other modality's shared features (:doc:`/benchmarks` states the
+        rule; the path is kept in ``model.lambda_path_``). ``None``: from ``preset``.
     objective
         Stage-2 objective, with everything else equal: ``"indiseek"`` (eq. 2), ``"indiseek_noswitch"`` (CLUB against
         the modality's own shared features, the paper's IndiSeek0), ``"factorcl"``, ``"infodisen"``, or ``"clip"``
@@ -75,6 +76,11 @@ class IndiSeek(ModelInputs, BaseModelClass):
         Encoder of sequence modalities (built by :func:`indiseek.data.from_arrays` from ``(n, T, d)`` arrays):
         ``"mlp"`` over the flattened steps, or ``"transformer"`` (:class:`~indiseek.nn.SequenceEncoder`, the
         paper's MultiBench encoder). Flat modalities always use MLPs.
+    preset
+        Where ``n_hidden``, ``n_layers``, ``dropout`` and ``lam`` come from when not given. ``"auto"``: networks
+        that grow with the number of cells registered (2 layers below 2,000 cells, 3 below 10,000, else the paper's
+        5), dropout 0.2 and ``lam="auto"``. ``"paper"``: the paper's 5-layer networks of width 50 without dropout
+        and :math:`\lambda` = 10. The rule and the evidence behind it are on :doc:`/benchmarks`.
 
     Examples
     --------
@@ -96,20 +102,27 @@ class IndiSeek(ModelInputs, BaseModelClass):
         mdata: MuData,
         n_shared: int = 50,
         n_specific: int = 50,
-        n_hidden: int = 50,
-        n_layers: int = 5,
+        n_hidden: int | None = None,
+        n_layers: int | None = None,
         n_estimator_layers: int = 2,
-        dropout: float = 0.0,
-        lam: float = 10.0,
+        dropout: float | None = None,
+        lam: float | Literal["auto"] | None = None,
         objective: Literal["indiseek", "indiseek_noswitch", "factorcl", "infodisen", "clip"] = "indiseek",
         estimator: Literal["mlp", "moments"] = "mlp",
         temperature: float = 0.07,
         standardize_specific: bool = True,
         encoder: Literal["mlp", "transformer"] = "mlp",
+        preset: Literal["auto", "paper"] = "auto",
     ):
         super().__init__(mdata)
-        if not (np.isfinite(lam) and lam > 0):
-            raise ValueError(f"`lam` must be a positive finite number, got {lam}.")
+        settings_ = preset_settings(preset, mdata.n_obs)
+        n_hidden = settings_["n_hidden"] if n_hidden is None else n_hidden
+        n_layers = settings_["n_layers"] if n_layers is None else n_layers
+        dropout = settings_["dropout"] if dropout is None else dropout
+        lam = settings_["lam"] if lam is None else lam
+        self.lam_auto_ = isinstance(lam, str) and lam == "auto"
+        if not self.lam_auto_ and not (isinstance(lam, int | float) and np.isfinite(lam) and lam > 0):
+            raise ValueError(f'`lam` must be a positive finite number or "auto", got {lam!r}.')
         check_positive_int(
             n_shared=n_shared,
             n_specific=n_specific,
@@ -132,7 +145,7 @@ class IndiSeek(ModelInputs, BaseModelClass):
             n_layers=n_layers,
             n_estimator_layers=n_estimator_layers,
             dropout=dropout,
-            lam=lam,
+            lam=LAMBDA_PATH[0] if self.lam_auto_ else lam,
             objective=objective,
             estimator=estimator,
             temperature=temperature,
@@ -311,6 +324,8 @@ class IndiSeek(ModelInputs, BaseModelClass):
         check_schedule(lr, batch_size, validation_size)
         x1, x2 = self._training_tensors()
         train_idx, val_idx = split_cells(self.adata.n_obs, train_indices, validation_size, batch_size, seed)
+        if self.lam_auto_ and max_epochs_specific != 0 and len(val_idx) == 0:
+            raise ValueError('`lam="auto"` chooses lambda on the validation cells: set `validation_size` > 0.')
         self.module.set_input_scale(x1[train_idx], x2[train_idx])
         plan_kwargs = {
             "lr": lr,
@@ -338,7 +353,10 @@ class IndiSeek(ModelInputs, BaseModelClass):
             if stage == "specific":  # the shared features are fixed in stage 2: compute them once
                 tensors.update(c1=self._encode(x1, 0, "shared"), c2=self._encode(x2, 1, "shared"))
             split = {"train_idx": train_idx, "val_idx": val_idx, "seed": seed or 0}
-            interrupted = self._train_stage(stage, tensors, split, n_epochs, plan_kwargs, runner_kwargs)
+            if stage == "specific" and self.lam_auto_:
+                interrupted = self._train_lambda_path(tensors, split, n_epochs, plan_kwargs, runner_kwargs)
+            else:
+                interrupted = self._train_stage(stage, tensors, split, n_epochs, plan_kwargs, runner_kwargs)
             history.update(self.history_ or {})
             if interrupted:
                 break
@@ -347,42 +365,9 @@ class IndiSeek(ModelInputs, BaseModelClass):
                 self.save(str(checkpoint_dir), overwrite=True, save_anndata=False)
         self.history_ = history
         self.is_trained_ = stages[-1] in self.trained_stages_
+        if self.is_trained_ and self.module.has_specific:
+            self.joint_weights_ = self._joint_weights(x1[train_idx], x2[train_idx])
         self.module.eval()
-
-    def _train_stage(self, stage: str, tensors, split: dict, n_epochs: int, plan_kwargs, runner_kwargs) -> bool:
-        """Train one stage through scvi-tools' runner; returns whether Ctrl-C interrupted it (with a warning)."""
-        plan = self._training_plan_cls(self.module, stage=stage, **plan_kwargs)
-        data = InMemoryDataSplitter(tensors, **split, **plan.loader_kwargs)
-        runner_kwargs = {**runner_kwargs, "strategy": ddp_strategy(runner_kwargs["strategy"])}  # a new one per stage
-        early_stopping = runner_kwargs.pop("early_stopping") and stage == "shared"
-        interrupt = StopOnInterrupt()
-        callbacks = [*(runner_kwargs.pop("callbacks", None) or []), interrupt]  # a new list: scvi's Trainer appends
-        self.is_trained_ = False  # each stage's history is kept whole, not appended to the other's
-        self.module.train()
-        runner = TrainRunner(
-            self,
-            training_plan=plan,
-            data_splitter=data,
-            max_epochs=n_epochs,
-            early_stopping=early_stopping,
-            early_stopping_monitor=plan.monitor,
-            callbacks=callbacks,
-            **{"log_every_n_steps": 1, **runner_kwargs},
-        )
-        with interrupt.catching():
-            runner()
-        if stage not in self.trained_stages_:
-            self.trained_stages_.append(stage)
-        if interrupt.requested:
-            n_done = len((self.history_ or {}).get(f"{stage}_loss_train", []))
-            warnings.warn(
-                f"Training was interrupted in the {stage} stage after {n_done} epoch(s); the model keeps what was "
-                "trained so far and later stages were skipped. Call `model.train()` again to continue (e.g. "
-                "`model.train(0, None)` to train stage 2 only).",
-                UserWarning,
-                stacklevel=settings.warnings_stacklevel,
-            )
-        return interrupt.requested
 
     # ------------------------------------------------------------------------------------------------- inference
     @torch.inference_mode()

@@ -112,9 +112,12 @@ def fit(
 
         * ``obsm["X_indiseek_shared_<mod>"]``, ``obsm["X_indiseek_specific_<mod>"]`` for both modalities;
         * ``obsm["X_indiseek"]``: the concatenation (shared x1, shared x2, specific x1, specific x2) with equal weight
-          per block: the shared blocks are unit vectors and the specific blocks are divided by ``sqrt(n_specific)``,
-          so each block has an expected squared norm of 1 and none dominates distances;
-        * ``uns["indiseek"]``: the modalities, inputs and the model's parameters;
+          per block: the shared blocks are unit vectors and each specific block is divided by its root mean squared
+          norm on the training cells (``model.joint_weights_``), so each block has a mean squared norm of 1 and none
+          dominates distances;
+        * ``uns["indiseek"]``: the modalities, inputs, the model's parameters, the :math:`\lambda` it trained with
+          (``"lam"``) and, for ``lam="auto"``, the path it was chosen on (``"lambda_path"``: ``lam``,
+          ``reconstruction``, ``leakage``, ``chosen``; :func:`indiseek.pl.lambda_path` draws it);
         * the keys of :func:`indiseek.pp.prepare` when it runs, and scvi-tools' registration keys in ``.uns``.
 
     A call that raises leaves ``mdata`` as it was: the keys written before the error are taken back.
@@ -153,7 +156,10 @@ def fit(
             "inputs": {m: input_spec(*source) for m, source in zip(modalities, sources, strict=True)},
             "params": {**model.init_params_["non_kwargs"], "seed": seed},
             "n_train_cells": int(len(model.train_indices)),
+            "lam": float(model.module.lam),
         }
+        if getattr(model, "lambda_path_", None) is not None:
+            mdata.uns[UNS_KEY]["lambda_path"] = {k: v.to_numpy() for k, v in model.lambda_path_.items()}
     return model
 
 
@@ -231,6 +237,8 @@ def write_representations(model: IndiSeek, mdata: MuData | None = None) -> None:
             parts[key_of(m)] = model.get_latent_representation(mdata, modality=m, kind=kind)
     for key, value in parts.items():
         mdata.obsm[key] = value
-    # equal weight per block: shared features have norm 1; standardised specific ones have E||z||^2 = n_specific
-    weights = [1.0, 1.0, model.module.n_specific**-0.5, model.module.n_specific**-0.5][: len(parts)]
+    # equal weight per block: shared features have norm 1; the specific ones are scaled to a mean squared norm of 1 on
+    # the training cells (models saved before this weighting: standardised, E||z||^2 = n_specific)
+    fallback = [1.0, 1.0, model.module.n_specific**-0.5, model.module.n_specific**-0.5]
+    weights = (getattr(model, "joint_weights_", None) or fallback)[: len(parts)]
     mdata.obsm[JOINT_KEY] = np.concatenate([w * v for w, v in zip(weights, parts.values(), strict=True)], axis=1)

@@ -1,0 +1,27 @@
+"""Network and lambda settings of the presets: ``"auto"`` adapts to the number of cells, ``"paper"`` is fixed."""
+
+from __future__ import annotations
+
+#: The paper's networks and lambda (5-layer ReLU MLPs of width 50, no dropout, lambda = 10).
+PAPER = {"n_hidden": 50, "n_layers": 5, "dropout": 0.0, "lam": 10.0}
+PRESETS = ("auto", "paper")
+#: ``preset="auto"``: encoder and decoder depth by number of cells (fewer than the bound -> that many layers).
+DEPTH_BY_CELLS = ((2_000, 2), (10_000, 3))
+
+
+def preset_settings(preset: str, n_cells: int) -> dict:
+    """``n_hidden``, ``n_layers``, ``dropout`` and ``lam`` of ``preset`` for a model of ``n_cells`` cells.
+
+    Examples
+    --------
+    >>> preset_settings("auto", 600)
+    {'n_hidden': 50, 'n_layers': 2, 'dropout': 0.2, 'lam': 'auto'}
+    >>> preset_settings("paper", 600)["n_layers"]
+    5
+    """
+    if preset == "paper":
+        return dict(PAPER)
+    if preset != "auto":
+        raise ValueError(f"`preset` must be one of {PRESETS}, got {preset!r}.")
+    depth = next((layers for bound, layers in DEPTH_BY_CELLS if n_cells < bound), PAPER["n_layers"])
+    return {"n_hidden": PAPER["n_hidden"], "n_layers": depth, "dropout": 0.2, "lam": "auto"}

@@ -1,0 +1,66 @@
+"""Training one stage through scvi-tools' runner, and stage 2 along the lambda path of ``lam="auto"``."""
+
+from __future__ import annotations
+
+import warnings
+
+import pandas as pd
+from scvi import settings
+from scvi.train import TrainRunner
+
+from ._data import InMemoryDataSplitter
+from ._distributed import ddp_strategy
+from ._interrupt import StopOnInterrupt
+from ._lambda import LAMBDA_PATH, train_path
+
+
+class StageTraining:
+    """Mixin of :class:`~indiseek.IndiSeek`: how one stage is trained (the model's ``train`` runs the stages)."""
+
+    def _train_lambda_path(self, tensors, split: dict, n_epochs: int, plan_kwargs, runner_kwargs) -> bool:
+        """Stage 2 along the lambda path (``lam="auto"``); the segments' histories are joined into one."""
+        parts: list[dict[str, pd.DataFrame]] = []
+
+        def segment(n: int) -> bool:
+            interrupted = self._train_stage("specific", tensors, split, n, plan_kwargs, runner_kwargs)
+            parts.append(self.history_ or {})
+            return interrupted
+
+        self.lambda_path_ = train_path(self, segment, tensors, split, n_epochs)
+        self.history_ = {key: pd.concat([p[key] for p in parts if key in p], ignore_index=True) for key in parts[0]}
+        return len(self.lambda_path_) < len(LAMBDA_PATH)
+
+    def _train_stage(self, stage: str, tensors, split: dict, n_epochs: int, plan_kwargs, runner_kwargs) -> bool:
+        """Train one stage through scvi-tools' runner; returns whether Ctrl-C interrupted it (with a warning)."""
+        plan = self._training_plan_cls(self.module, stage=stage, **plan_kwargs)
+        data = InMemoryDataSplitter(tensors, **split, **plan.loader_kwargs)
+        runner_kwargs = {**runner_kwargs, "strategy": ddp_strategy(runner_kwargs["strategy"])}  # a new one per stage
+        early_stopping = runner_kwargs.pop("early_stopping") and stage == "shared"
+        interrupt = StopOnInterrupt()
+        callbacks = [*(runner_kwargs.pop("callbacks", None) or []), interrupt]  # a new list: scvi's Trainer appends
+        self.is_trained_ = False  # each stage's history is kept whole, not appended to the other's
+        self.module.train()
+        runner = TrainRunner(
+            self,
+            training_plan=plan,
+            data_splitter=data,
+            max_epochs=n_epochs,
+            early_stopping=early_stopping,
+            early_stopping_monitor=plan.monitor,
+            callbacks=callbacks,
+            **{"log_every_n_steps": 1, **runner_kwargs},
+        )
+        with interrupt.catching():
+            runner()
+        if stage not in self.trained_stages_:
+            self.trained_stages_.append(stage)
+        if interrupt.requested:
+            n_done = len((self.history_ or {}).get(f"{stage}_loss_train", []))
+            warnings.warn(
+                f"Training was interrupted in the {stage} stage after {n_done} epoch(s); the model keeps what was "
+                "trained so far and later stages were skipped. Call `model.train()` again to continue (e.g. "
+                "`model.train(0, None)` to train stage 2 only).",
+                UserWarning,
+                stacklevel=settings.warnings_stacklevel,
+            )
+        return interrupt.requested
