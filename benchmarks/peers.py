@@ -220,25 +220,50 @@ def run_method(method, path, seed, groupby, fit_kwargs):
     return [{"rep": rep, "seconds": seconds, **extra, **scores(np.asarray(x), labels, seed)} for rep, x in reps.items()]
 
 
+METRICS = ("ari", "nmi", "knn", "ari_std", "nmi_std", "knn_std", "rho", "rho_raw")
+
+
+def _cell(values: pd.Series) -> str:
+    values = values.dropna()
+    if values.empty:
+        return "–"
+    return f"{values.mean():.3f}" if len(values) == 1 else f"{values.mean():.3f} ± {values.std(ddof=1):.3f}"
+
+
 def table(csv: str) -> str:
+    """Mean ± sd over seeds per data set, method and representation; then the lambda choice against the labels'."""
     runs = pd.read_csv(csv)
-    metrics = [
-        m for m in ("ari", "nmi", "knn", "ari_std", "nmi_std", "knn_std", "rho", "rho_raw", "seconds") if m in runs
-    ]
     lines = []
     for data, block in runs.groupby("data", sort=False):
-        lines += [
-            f"\n{data}\n",
-            "| method | representation | seeds | " + " | ".join(metrics) + " |",
-            "|---" * (len(metrics) + 3) + "|",
-        ]
-        for (tag, rep), rows in block.groupby(["tag", "rep"], sort=False):
-            cells = [
-                f"{rows[m].mean():.3f} ± {rows[m].std(ddof=1):.3f}" if rows[m].notna().any() else "–" for m in metrics
-            ]
+        lines += [f"\n{data}\n", "| method | representation | seeds | " + " | ".join(METRICS) + " |"]
+        lines.append("|---" * (len(METRICS) + 3) + "|")
+        scored = block[~block["rep"].str.startswith("path_")]
+        for (tag, rep), rows in scored.groupby(["tag", "rep"], sort=False):
             seeds = ",".join(map(str, sorted(rows["seed"])))
-            lines.append(f"| {tag} | {rep} | {seeds} | " + " | ".join(cells) + " |")
+            lines.append(f"| {tag} | {rep} | {seeds} | " + " | ".join(_cell(rows[m]) for m in METRICS) + " |")
+        lines += lambda_choice(block)
     return "\n".join(lines)
+
+
+def lambda_choice(block: pd.DataFrame) -> list[str]:
+    """Per seed: the lambda the rule chose, and the path lambda whose X_indiseek has the best 15-NN accuracy."""
+    path = block[block["rep"].str.startswith("path_")]
+    if path.empty:
+        return []
+    lines = [
+        "",
+        "| seed | chosen lambda | 15-NN (std.) at it | best lambda by labels | its 15-NN (std.) |",
+        "|---|---|---|---|---|",
+    ]
+    for (tag, seed), rows in path.groupby(["tag", "seed"], sort=False):
+        lam = rows["rep"].str.removeprefix("path_lam").astype(float)
+        chosen = block[(block["tag"] == tag) & (block["seed"] == seed) & (block["rep"] == "X_indiseek")]["lam"].item()
+        best = rows["knn_std"].to_numpy().argmax()
+        at_chosen = rows["knn_std"].to_numpy()[np.flatnonzero(lam.to_numpy() == chosen)[0]]
+        lines.append(
+            f"| {seed} | {chosen:g} | {at_chosen:.3f} | {lam.iloc[best]:g} | {rows['knn_std'].iloc[best]:.3f} |"
+        )
+    return lines
 
 
 def main() -> None:

@@ -162,7 +162,7 @@ def test_dropout_in_encoders_only_and_embeddings_are_deterministic(tiny, tmp_pat
 
 
 def test_second_stage_can_be_retrained_alone(tiny):
-    model = isk.tl.fit(tiny, n_hidden=8, n_layers=2, max_epochs_shared=2, max_epochs_specific=1, **QUIET)
+    model = isk.tl.fit(tiny, n_hidden=8, n_layers=2, lam=10.0, max_epochs_shared=2, max_epochs_specific=1, **QUIET)
     shared = model.get_latent_representation(modality="rna", kind="shared")
     model.train(0, 2, **QUIET)
     np.testing.assert_array_equal(model.get_latent_representation(modality="rna", kind="shared"), shared)
@@ -171,7 +171,7 @@ def test_second_stage_can_be_retrained_alone(tiny):
 
 def test_module_loss_and_sample_follow_the_scvi_api(tiny):
     isk.IndiSeek.setup_mudata(tiny, modalities={"x1": "rna", "x2": "prot"}, x1_obsm_key="X_pca", x2_layer="clr")
-    model = isk.IndiSeek(tiny, n_hidden=8, n_layers=2)
+    model = isk.IndiSeek(tiny, n_hidden=8, n_layers=2, lam=10.0)
     module = model.module
     tensors = {"x1": torch.randn(16, 15), "x2": torch.randn(16, 25)}
     module.eval()

@@ -165,7 +165,7 @@ def test_save_model_checkpoints_each_stage_and_resume_trains_what_is_left(files,
         ["fit", files / "small.h5mu", "-o", tmp_path / "b.h5mu", "--save-model", model_dir, "--resume", *FAST], capsys
     )
     assert status == 0, err
-    assert trained == ["specific"]  # stage 1 came from the checkpoint
+    assert set(trained) == {"specific"}  # stage 1 came from the checkpoint (stage 2: one call per lambda segment)
     out = md.read_h5mu(tmp_path / "b.h5mu")
     shared = stage_one.get_latent_representation(mdata, modality="rna", kind="shared")
     np.testing.assert_allclose(out.obsm["X_indiseek_shared_rna"], shared, atol=1e-6)
