@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Literal
 
 import lightning.pytorch as pl
@@ -121,7 +122,7 @@ class IndiSeek(ModelInputs, StageTraining, BaseModelClass):
         dropout = settings_["dropout"] if dropout is None else dropout
         lam = settings_["lam"] if lam is None else lam
         self.lam_auto_ = isinstance(lam, str) and lam == "auto"
-        if not self.lam_auto_ and not (isinstance(lam, int | float) and np.isfinite(lam) and lam > 0):
+        if not self.lam_auto_ and not (isinstance(lam, numbers.Real) and np.isfinite(lam) and lam > 0):
             raise ValueError(f'`lam` must be a positive finite number or "auto", got {lam!r}.')
         check_positive_int(
             n_shared=n_shared,
