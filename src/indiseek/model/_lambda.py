@@ -86,7 +86,7 @@ def train_path(model, train_segment, tensors: dict, split: dict, n_epochs: int) 
         if train_segment(first if k == 0 else rest):
             break
         rows.append({"lam": lam, **validation_scores(model, tensors, split["train_idx"], split["val_idx"])})
-        states.append({k: v.detach().clone() for k, v in module.state_dict().items()})
+        states.append({name: value.detach().clone() for name, value in module.state_dict().items()})
     path = pd.DataFrame(rows)
     if path.empty:
         return path
