@@ -39,6 +39,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import StandardScaler
 
 import indiseek as isk
+from indiseek.model._explained import joint_weights
 
 METHODS = ("indiseek", "raw", "mofa", "totalvi", "wnn")
 COLUMNS = (
@@ -123,14 +124,21 @@ def run_indiseek(mdata, seed, groupby, weight_key, fit_kwargs):
 
 
 def path_representations(model) -> dict:
-    """``X_indiseek`` at the end of each segment of the lambda path (``lam="auto"``): what the rule chose among."""
+    """``X_indiseek`` at the end of each segment of the lambda path (``lam="auto"``): what the rule chose among.
+
+    Each segment's joint representation is weighted by that segment's own explained variance.
+    """
     states = getattr(model, "_lambda_states", None) or []
-    out = {}
+    out, x = {}, model._training_tensors()
+    final = {k: v.clone() for k, v in model.module.state_dict().items()}, model.joint_weights_
     for lam, state in zip(model.lambda_path_["lam"], states, strict=True) if states else ():
         model.module.load_state_dict(state)
+        model.joint_weights_, _ = joint_weights(model, x, model.train_indices, model.validation_indices)
         part = model.adata.copy()
         isk.tl.write_representations(model, part)
         out[f"path_lam{lam:g}"] = part.obsm["X_indiseek"]
+    model.module.load_state_dict(final[0])
+    model.joint_weights_ = final[1]
     return out
 
 

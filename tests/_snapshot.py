@@ -28,8 +28,9 @@ def snapshot(mdata) -> dict[str, object]:
     def add(prefix, adata_like, attrs):
         for attr in attrs:
             container = getattr(adata_like, attr)
-            if attr in ("obs", "var"):
-                out[f"{prefix}.{attr}"] = _freeze(container)
+            if attr in ("obs", "var"):  # column by column: a new column is an added key
+                for column in container.columns:
+                    out[f"{prefix}.{attr}[{column!r}]"] = _freeze(container[[column]])
                 out[f"{prefix}.{attr}_names"] = ("index", list(container.index))
             elif attr == "X":
                 out[f"{prefix}.X"] = _freeze(container)

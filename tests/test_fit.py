@@ -12,16 +12,17 @@ def test_fit_writes_documented_keys(tiny):
     obsm = tiny.obsm
     assert obsm["X_indiseek_shared_rna"].shape == (240, 6) and obsm["X_indiseek_specific_prot"].shape == (240, 4)
     weights = model.joint_weights_
-    assert weights[:2] == [1.0, 1.0]
-    expected = np.hstack(
-        [obsm["X_indiseek_shared_rna"], obsm["X_indiseek_shared_prot"]]
-        + [w * obsm[f"X_indiseek_specific_{m}"] for w, m in zip(weights[2:], ("rna", "prot"), strict=True)]
-    )
+    keys = [f"X_indiseek_{kind}_{m}" for kind in ("shared", "specific") for m in ("rna", "prot")]
+    expected = np.hstack([w * obsm[k] for w, k in zip(weights, keys, strict=True)])
     np.testing.assert_allclose(obsm["X_indiseek"], expected, rtol=1e-6)
-    # each specific block has a mean squared norm of 1 on the training cells
-    for w, m in zip(weights[2:], ("rna", "prot"), strict=True):
-        z = obsm[f"X_indiseek_specific_{m}"][model.train_indices]
-        np.testing.assert_allclose(np.mean(np.sum((w * z) ** 2, axis=1)), 1.0, rtol=1e-4)
+    # each weighted block's total variance on the training cells is its share of its modality's explained variance
+    shares = model.explained_variance_
+    np.testing.assert_allclose(shares["total"], shares["shared"] + shares["specific"], atol=1e-12)
+    for w, key in zip(weights, keys, strict=True):
+        kind, m = key.split("_")[2:]
+        block = obsm[key][model.train_indices]
+        variance = np.sum(np.var(w * block.astype(np.float64), axis=0))
+        np.testing.assert_allclose(variance, max(shares.loc[m, kind], 0.01), rtol=1e-3, atol=1e-9)
     np.testing.assert_array_equal(
         obsm["X_indiseek_specific_rna"], model.get_latent_representation(modality="rna", kind="specific")
     )
@@ -29,6 +30,7 @@ def test_fit_writes_documented_keys(tiny):
     assert record["modalities"] == ["rna", "prot"]
     assert record["inputs"] == {"rna": "obsm/X_pca", "prot": "layers/clr"}
     assert record["n_train_cells"] == len(model.train_indices) == 216  # 10 % held out for validation
+    assert record["explained_variance"]["prot"] == shares.loc["prot"].to_dict()
 
 
 def test_fit_copy_leaves_input_untouched():

@@ -12,16 +12,12 @@ from indiseek.model._presets import PAPER, preset_settings
 matplotlib.use("Agg")
 
 
-def test_presets_adapt_depth_to_cells_and_keep_the_paper_networks():
-    assert [preset_settings("auto", n)["n_layers"] for n in (600, 1_999, 2_000, 9_999, 10_000, 90_000)] == [
-        2,
-        2,
-        3,
-        3,
-        5,
-        5,
-    ]
-    assert preset_settings("auto", 600)["lam"] == "auto" and preset_settings("auto", 600)["dropout"] == 0.2
+def test_presets_adapt_networks_to_cells_and_keep_the_paper_networks():
+    cells = (600, 1_999, 2_000, 9_999, 10_000, 90_000)
+    assert [preset_settings("auto", n)["n_layers"] for n in cells] == [2, 2, 3, 3, 5, 5]
+    # dropout on samples below 10,000 cells; from there the paper's networks, without it
+    assert [preset_settings("auto", n)["dropout"] for n in cells] == [0.2, 0.2, 0.2, 0.2, 0.0, 0.0]
+    assert all(preset_settings("auto", n)["lam"] == "auto" for n in cells)
     assert preset_settings("paper", 600) == PAPER == {"n_hidden": 50, "n_layers": 5, "dropout": 0.0, "lam": 10.0}
     with pytest.raises(ValueError, match="preset"):
         preset_settings("small", 600)

@@ -52,6 +52,7 @@ def test_prepare_any_shape_format_dtype(n, genes, proteins, fmt, dtype, seed):
     isk.pp.prepare(mdata, n_comps=10)
     added, removed, modified = changes(before, snapshot(mdata))
     assert not removed and not modified  # counts untouched, whatever their format and dtype
+    assert {"mod['rna'].var['lognorm_mean']", "mod['prot'].var['clr_mean']"} <= added
     n_comps = min(10, n - 1, genes - 1)
     assert mdata["rna"].obsm["X_pca"].shape == (n, n_comps)
     assert np.isfinite(mdata["rna"].obsm["X_pca"]).all()

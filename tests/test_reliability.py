@@ -31,6 +31,8 @@ PREPARE_KEYS = {
     "mod['rna'].varm['PCs']",
     "mod['rna'].uns['pca']",
     "mod['prot'].layers['clr']",
+    "mod['rna'].var['lognorm_mean']",
+    "mod['prot'].var['clr_mean']",
     "mdata.uns['indiseek_prepare']",
 }
 TINY_TRAIN = {"n_hidden": 8, "n_layers": 2, "max_epochs_shared": 1, "max_epochs_specific": 1, **QUIET}
@@ -190,27 +192,35 @@ def test_all_zero_modality_is_refused_and_constant_features_train():
     assert np.isfinite(mdata.obsm["X_indiseek"]).all()
 
 
-def test_new_data_with_other_features_or_pca_is_refused():
+def test_new_data_is_prepared_with_the_recipe_or_refused_outside_the_input_space():
     mdata = raw()
     isk.pp.prepare(mdata, n_comps=10)
     model = isk.tl.fit(mdata, **TINY_TRAIN)
     renamed = raw(n_cells=60, seed=1)
     renamed["prot"].var_names = [f"X{i}" for i in range(10)]
-    isk.pp.prepare(renamed, n_comps=10)
-    with pytest.raises(ValueError, match="'prot' has other features than the training data"):
+    with pytest.raises(ValueError, match="none of the reference's 10 features"):
         model.get_latent_representation(renamed, modality="prot")
+    # with the reference's recipe, raw counts are aligned by name and prepared as the reference's were
     reordered = mdata.copy()
     reordered.mod["prot"] = reordered["prot"][:, ::-1].copy()
+    expected = model.get_latent_representation(modality="prot")
+    np.testing.assert_allclose(model.get_latent_representation(reordered, modality="prot"), expected, atol=1e-5)
+    separately = raw(n_cells=60, seed=1)
+    unprepared = separately.copy()
+    isk.pp.prepare(separately, n_comps=10)  # a PCA of its own is not used: the counts are
+    np.testing.assert_allclose(
+        model.get_latent_representation(separately, modality="rna"),
+        model.get_latent_representation(unprepared, modality="rna"),
+        atol=1e-6,
+    )
+    # without a recipe (a model of custom inputs), new data must be in the training data's input space
+    model.preprocessing_ = None
+    with pytest.raises(ValueError, match="'prot' has other features than the training data"):
+        model.get_latent_representation(renamed, modality="prot")
     with pytest.raises(ValueError, match="its features in another order"):
         model.get_latent_representation(reordered, modality="prot")
-    separately = raw(n_cells=60, seed=1)
-    isk.pp.prepare(separately, n_comps=10)  # a PCA of its own: other components
     with pytest.raises(ValueError, match="another PCA than the training data's"):
         model.get_latent_representation(separately, modality="rna")
-    fewer = raw(n_cells=60, seed=1)
-    isk.pp.prepare(fewer, n_comps=5)
-    with pytest.raises(ValueError):
-        model.get_latent_representation(fewer, modality="rna")
     same = mdata[:40].copy()  # the training data's own space: accepted
     assert model.get_latent_representation(same, modality="rna").shape == (40, 50)
 

@@ -16,6 +16,10 @@ ESTIMATORS = ("mlp", "moments")
 #: Encoders of sequence modalities (flat modalities always use MLPs).
 ENCODERS = ("mlp", "transformer")
 
+#: Columns of ``.var`` where :func:`indiseek.pp.prepare` keeps the centres of the RNA PCA and of the protein CLR.
+LOGNORM_MEAN_KEY = "lognorm_mean"
+CLR_MEAN_KEY = "clr_mean"
+
 #: Training stages, in order.
 STAGES = ("shared", "specific")
 

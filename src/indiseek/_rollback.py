@@ -24,9 +24,13 @@ def unchanged_on_error(mdata: MuData) -> Iterator[None]:
     arrays in place.
     """
     saved = [(store, dict(store.items())) for store in _containers(mdata)]
+    frames = [(mod, mod.var.copy()) for mod in mdata.mod.values()]  # columns such as pp.prepare's centres
     try:
         yield
     except BaseException:
+        for mod, var in frames:
+            if not mod.var.equals(var) or not mod.var.columns.equals(var.columns):
+                mod.var = var
         for store, items in saved:
             for key in [k for k in store.keys() if k not in items]:
                 del store[key]

@@ -1,4 +1,4 @@
-"""Command line: ``indiseek fit [INPUT.h5mu] -o OUTPUT.h5mu`` and ``indiseek benchmark STUDY``."""
+"""Command line: ``indiseek fit [INPUT.h5mu] -o OUTPUT.h5mu``, ``indiseek map`` and ``indiseek benchmark STUDY``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
+
+from indiseek._cli_map import add_map, run_map
 
 
 def _add_network_options(parser: argparse.ArgumentParser) -> None:
@@ -150,11 +152,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True)
     _add_fit(commands)
+    add_map(commands)
     benchmark = commands.add_parser("benchmark", help="run a reproducible study", description="Run a study.")
     studies = benchmark.add_subparsers(dest="study", required=True)
     for add in (_add_synthetic, _add_cite_seq, _add_tensors, _add_multibench):
         add(studies)
-    for sub in (commands.choices["fit"], *studies.choices.values()):  # also accepted after the command
+    for sub in (
+        commands.choices["fit"],
+        commands.choices["map"],
+        *studies.choices.values(),
+    ):  # also accepted after the command
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
@@ -392,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "tensors": _benchmark_tensors,
         "multibench": _benchmark_multibench,
     }
-    run = _fit if args.command == "fit" else commands[args.study]
+    run = {"fit": _fit, "map": run_map}.get(args.command) or commands[args.study]
     try:
         return run(args)
     except (UsageError, ValueError, KeyError, TypeError, IndexError, OSError, FloatingPointError) as err:

@@ -8,13 +8,16 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import torch
+from anndata import AnnData
 from mudata import MuData
 
 from indiseek._constants import LENGTH_KEY, SEQUENCE_KEY, X1_KEY, X2_KEY
+from indiseek._inputs import input_spec, read_input
 from indiseek._sequences import pack
 from indiseek._validation import check_finite
 
 from ._fingerprint import check_fingerprint
+from ._preprocessing import prepare_query, query_counts
 
 _KEYS = (X1_KEY, X2_KEY)
 
@@ -87,21 +90,36 @@ class ModelInputs:
         self.module.train(was_training)
         return torch.cat(out) if out else torch.zeros((0, 0))
 
-    def _joint_weights(self, x1, x2) -> list[float]:
-        """Block weights of ``X_indiseek`` (shared x1, shared x2, specific x1, specific x2): mean squared norm 1 each.
-
-        The shared blocks are unit vectors; the specific ones are measured on the given (training) cells, in
-        evaluation mode, where dropout no longer adds to their batch-normalised scale.
-        """
-        specific = [self._encode(x, i, "specific") for i, x in enumerate((x1, x2))]
-        return [1.0, 1.0] + [float(z.double().pow(2).sum(dim=1).mean().rsqrt()) for z in specific]
-
-    def _check_features(self, mdata: MuData, i: int) -> None:
-        """Refuse a MuData whose modality ``i`` is not in the training data's input space."""
+    def _query_modality(self, data: MuData | AnnData, i: int) -> AnnData:
+        """Modality ``i`` of a query: a MuData's modality of that name, or an AnnData given as that modality."""
         name = self.modality_names[i]
-        if name not in mdata.mod:
-            raise KeyError(f"Modality {name!r} is not in the MuData; it has {list(mdata.mod)}.")
-        check_fingerprint(self.input_features_[name], mdata.mod[name], name)
+        if isinstance(data, AnnData):
+            return data
+        if name not in data.mod:
+            raise KeyError(f"Modality {name!r} is not in the query; it has {list(data.mod)}.")
+        return data.mod[name]
+
+    def _query_matrix(self, data: MuData | AnnData, i: int):
+        """Model input of modality ``i`` for new cells.
+
+        With the reference's recipe (``preprocessing_``) and raw counts, the counts are prepared as the reference's
+        were; otherwise the registered input is read and must be in the training data's input space.
+        """
+        name, key = self.modality_names[i], _KEYS[i]
+        if self.module.sequence_shapes[i] is not None:
+            if not isinstance(data, MuData):
+                raise TypeError(
+                    f"Sequence modality {name!r} is read from a MuData built by `indiseek.data.from_arrays`."
+                )
+            check_fingerprint(self.input_features_[name], self._query_modality(data, i), name)
+            return self._matrix(data, key)
+        mod = self._query_modality(data, i)
+        recipe = (getattr(self, "preprocessing_", None) or {}).get(name)
+        if recipe is not None and query_counts(mod, recipe) is not None:
+            return prepare_query(mod, recipe, name)
+        check_fingerprint(self.input_features_[name], mod, name)
+        setup = self.registry_["setup_args"]
+        return read_input(mod, input_spec(setup[f"{key}_layer"], setup[f"{key}_obsm_key"]), name)
 
     def _modality_index(self, modality: str | int) -> int:
         names = self.modality_names

@@ -8,20 +8,23 @@ from typing import Literal
 import lightning.pytorch as pl
 import numpy as np
 import pandas as pd
-import torch
 from mudata import MuData
 from scvi import settings
 from scvi.data import AnnDataManager
 from scvi.model.base import BaseModelClass
 
 from indiseek._constants import STAGES, X1_KEY, X2_KEY
-from indiseek._validation import check_finite, check_mudata
+from indiseek._inputs import input_spec
+from indiseek._validation import check_mudata
 
 from ._data import split_cells
+from ._explained import joint_weights
 from ._fingerprint import input_fingerprint
+from ._inference import ModelInference
 from ._inputs import ModelInputs
 from ._lambda import LAMBDA_PATH
 from ._module import IndiSeekModule
+from ._preprocessing import recorded_preprocessing
 from ._presets import preset_settings
 from ._setup import check_positive_int, check_schedule, modality_fields, register_quietly
 from ._stages import StageTraining
@@ -30,7 +33,7 @@ from ._trainingplan import IndiSeekTrainingPlan, default_epochs
 _KEYS = (X1_KEY, X2_KEY)
 
 
-class IndiSeek(ModelInputs, StageTraining, BaseModelClass):
+class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
     r"""IndiSeek: shared and modality-specific representations of two paired modalities.
 
     Stage 1 learns shared representations :math:`C_1, C_2` with CLIP; stage 2, with :math:`C` fixed, learns for
@@ -79,9 +82,25 @@ class IndiSeek(ModelInputs, StageTraining, BaseModelClass):
         paper's MultiBench encoder). Flat modalities always use MLPs.
     preset
         Where ``n_hidden``, ``n_layers``, ``dropout`` and ``lam`` come from when not given. ``"auto"``: networks
-        that grow with the number of cells registered (2 layers below 2,000 cells, 3 below 10,000, else the paper's
-        5), dropout 0.2 and ``lam="auto"``. ``"paper"``: the paper's 5-layer networks of width 50 without dropout
+        that grow with the number of cells registered (2 layers below 2,000 cells and 3 below 10,000, both with
+        dropout 0.2; from 10,000 cells the paper's 5 layers without dropout) and ``lam="auto"``. ``"paper"``: the
+        paper's 5-layer networks of width 50 without dropout
         and :math:`\lambda` = 10. The rule and the evidence behind it are on :doc:`/benchmarks`.
+
+    Attributes
+    ----------
+    explained_variance_
+        After training (objectives with decoders): a table with one row per modality, giving the share of its
+        variance on the validation cells that the decoder reconstructs from both representations (``total``), from
+        the shared ones alone, with the specific ones averaged out (``shared``), and the difference that the
+        specific ones add (``specific``).
+    joint_weights_
+        The weights of the blocks of ``X_indiseek`` (shared x1, shared x2, specific x1, specific x2). Each block is
+        scaled to a total variance of 1 on the training cells, then multiplied by the square root of its share in
+        ``explained_variance_``, so the joint representation's variance divides as the model explains the data.
+    lambda_path_
+        With ``lam="auto"``: the path that :math:`\lambda` was chosen on (``lam``, ``reconstruction``, ``leakage``,
+        ``chosen``).
 
     Examples
     --------
@@ -166,6 +185,11 @@ class IndiSeek(ModelInputs, StageTraining, BaseModelClass):
             name: input_fingerprint(mdata.mod[name], setup[f"{key}_obsm_key"])
             for key, name in zip(_KEYS, self.modality_names, strict=True)
         }
+        inputs = {
+            name: input_spec(setup[f"{key}_layer"], setup[f"{key}_obsm_key"])
+            for key, name in zip(_KEYS, self.modality_names, strict=True)
+        }
+        self.preprocessing_ = recorded_preprocessing(mdata, self.modality_names, inputs)
         self.init_params_ = self._get_init_params(locals())
 
     # ------------------------------------------------------------------------------------------------- setup
@@ -367,64 +391,6 @@ class IndiSeek(ModelInputs, StageTraining, BaseModelClass):
         self.history_ = history
         self.is_trained_ = stages[-1] in self.trained_stages_
         if self.is_trained_ and self.module.has_specific:
-            self.joint_weights_ = self._joint_weights(x1[train_idx], x2[train_idx])
+            self.joint_weights_, shares = joint_weights(self, (x1, x2), train_idx, val_idx)
+            self.explained_variance_ = pd.DataFrame(shares).T if shares else None
         self.module.eval()
-
-    # ------------------------------------------------------------------------------------------------- inference
-    @torch.inference_mode()
-    def get_latent_representation(
-        self,
-        adata: MuData | None = None,
-        *,
-        modality: str | int = 0,
-        kind: Literal["shared", "specific"] = "specific",
-        indices: np.ndarray | None = None,
-        batch_size: int = 4096,
-    ) -> np.ndarray:
-        """Shared or specific representation of one modality, for the training cells or new cells.
-
-        Parameters
-        ----------
-        adata
-            MuData with the same modalities and features as the training data (``None``: the training MuData).
-            New data is registered with the training data's setup; a different number of features is refused.
-        modality
-            Modality name (e.g. ``"rna"``), ``"x1"``/``"x2"``, or 0/1.
-        kind
-            ``"shared"`` (:math:`C_i`) or ``"specific"`` (:math:`Z_i`).
-        indices
-            Integer positions of the cells to embed (``None``: all).
-        batch_size
-            Cells per forward pass.
-
-        Returns
-        -------
-        Array of shape ``(n_cells, n_shared)`` or ``(n_cells, n_specific)``, in the order of the cells.
-
-        Examples
-        --------
-        >>> import indiseek as isk
-        >>> mdata = isk.datasets.simulated_cite(n_cells=300, n_genes=200, seed=0)
-        >>> model = isk.tl.fit(mdata, max_epochs_shared=2, max_epochs_specific=2, n_comps=20, enable_progress_bar=False)
-        >>> model.get_latent_representation(modality="prot", kind="shared").shape
-        (300, 50)
-        """
-        if kind not in ("shared", "specific"):
-            raise ValueError(f'`kind` must be "shared" or "specific", got {kind!r}.')
-        if kind == "specific" and not self.module.has_specific:
-            raise ValueError(
-                'The CLIP-only baseline (objective="clip") learns no specific representations; use kind="shared".'
-            )
-        needed = ["shared"] if kind == "shared" else ["shared", "specific"]
-        missing = [s for s in needed if s not in self.trained_stages_]
-        if missing:
-            raise RuntimeError(f"The {missing[0]} stage has not been trained yet: call `model.train()` first.")
-        i = self._modality_index(modality)
-        if adata is not None and adata is not self.adata:
-            self._check_features(adata, i)
-        x = self._matrix(adata, _KEYS[i])
-        check_finite(x, f"The input of modality {self.modality_names[i]!r}")
-        if indices is not None:
-            x = x[np.asarray(indices)]
-        self.module.eval()
-        return self._encode(x, i, kind, batch_size).numpy()

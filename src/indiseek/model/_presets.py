@@ -5,8 +5,9 @@ from __future__ import annotations
 #: The paper's networks and lambda (5-layer ReLU MLPs of width 50, no dropout, lambda = 10).
 PAPER = {"n_hidden": 50, "n_layers": 5, "dropout": 0.0, "lam": 10.0}
 PRESETS = ("auto", "paper")
-#: ``preset="auto"``: encoder and decoder depth by number of cells (fewer than the bound -> that many layers).
-DEPTH_BY_CELLS = ((2_000, 2), (10_000, 3))
+#: ``preset="auto"``: (bound, layers, dropout) by number of cells: fewer than the bound -> that depth and dropout
+#: rate; from the last bound on, the paper's networks (which the paper tuned for 15,000 training cells).
+NETWORKS_BY_CELLS = ((2_000, 2, 0.2), (10_000, 3, 0.2))
 
 
 def preset_settings(preset: str, n_cells: int) -> dict:
@@ -16,6 +17,8 @@ def preset_settings(preset: str, n_cells: int) -> dict:
     --------
     >>> preset_settings("auto", 600)
     {'n_hidden': 50, 'n_layers': 2, 'dropout': 0.2, 'lam': 'auto'}
+    >>> preset_settings("auto", 15_000)
+    {'n_hidden': 50, 'n_layers': 5, 'dropout': 0.0, 'lam': 'auto'}
     >>> preset_settings("paper", 600)["n_layers"]
     5
     """
@@ -23,5 +26,6 @@ def preset_settings(preset: str, n_cells: int) -> dict:
         return dict(PAPER)
     if preset != "auto":
         raise ValueError(f"`preset` must be one of {PRESETS}, got {preset!r}.")
-    depth = next((layers for bound, layers in DEPTH_BY_CELLS if n_cells < bound), PAPER["n_layers"])
-    return {"n_hidden": PAPER["n_hidden"], "n_layers": depth, "dropout": 0.2, "lam": "auto"}
+    paper = (PAPER["n_layers"], PAPER["dropout"])
+    depth, dropout = next((rule[1:] for rule in NETWORKS_BY_CELLS if n_cells < rule[0]), paper)
+    return {"n_hidden": PAPER["n_hidden"], "n_layers": depth, "dropout": dropout, "lam": "auto"}

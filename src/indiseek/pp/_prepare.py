@@ -11,7 +11,7 @@ import scanpy as sc
 import scipy.sparse as sp
 from mudata import MuData
 
-from indiseek._constants import PREPARE_KEY
+from indiseek._constants import CLR_MEAN_KEY, LOGNORM_MEAN_KEY, PREPARE_KEY
 from indiseek._inputs import guess_modalities
 from indiseek._threads import keeps_torch_threads
 from indiseek._validation import check_counts, check_mudata
@@ -44,9 +44,13 @@ def prepare(
 
     * RNA: library-size normalisation to ``target_sum`` counts, ``log1p``, then PCA with ``n_comps`` components
       (scanpy), written to ``mdata[rna].layers["lognorm"]`` and ``mdata[rna].obsm["X_pca"]``
-      (with ``varm["PCs"]`` and ``uns["pca"]``);
+      (with ``varm["PCs"]`` and ``uns["pca"]``), and each gene's mean log-normalised expression, the PCA's centre,
+      to ``mdata[rna].var["lognorm_mean"]``;
     * protein: centred log-ratio per cell (Seurat's CLR, through muon), then centred per protein, written to
-      ``mdata[prot].layers["clr"]``.
+      ``mdata[prot].layers["clr"]``, with each protein's centre in ``mdata[prot].var["clr_mean"]``.
+
+    A model trained on these inputs keeps the recipe (genes, loadings, centres, ``target_sum``), so that it can
+    prepare a new sample's raw counts as it prepared its own cells.
 
     The raw counts are left where they are (``.X`` or ``counts_layer``). The parameters are recorded in
     ``mdata.uns["indiseek_prepare"]``, which :func:`indiseek.tl.fit` reads to find these inputs.
@@ -100,6 +104,7 @@ def prepare(
     sc.pp.normalize_total(tmp, target_sum=target_sum)
     sc.pp.log1p(tmp)
     n_rna.layers["lognorm"] = tmp.X
+    n_rna.var[LOGNORM_MEAN_KEY] = np.asarray(tmp.X.mean(axis=0), dtype=np.float64).ravel()
     sc.pp.pca(n_rna, n_comps=n_comps_used, layer="lognorm", random_state=seed)
 
     x = counts[prot]
@@ -109,7 +114,9 @@ def prepare(
         warnings.simplefilter("ignore")
         mu.prot.pp.clr(tmp, axis=1)
     clr = np.asarray(tmp.X, dtype=np.float32)
-    mdata.mod[prot].layers["clr"] = clr - clr.mean(axis=0, keepdims=True)
+    centre = clr.mean(axis=0, keepdims=True)
+    mdata.mod[prot].layers["clr"] = clr - centre
+    mdata.mod[prot].var[CLR_MEAN_KEY] = centre.ravel().astype(np.float64)
 
     mdata.uns[PREPARE_KEY] = {
         "rna": rna,

@@ -2,9 +2,10 @@
 
 from ._agreement import cluster_agreement, rank_agreement
 from ._embeddings import embeddings
-from ._fit import fit, write_representations
+from ._fit import fit
 from ._importance import feature_importance
 from ._labels import representation_keys
+from ._map import impute, transfer_labels, write_representations
 from ._probe import linear_probe, probe_accuracy
 from ._theta import theta_score
 from ._wnn import wnn_weights
@@ -14,10 +15,12 @@ __all__ = [
     "embeddings",
     "feature_importance",
     "fit",
+    "impute",
     "linear_probe",
     "probe_accuracy",
     "rank_agreement",
     "theta_score",
+    "transfer_labels",
     "wnn_weights",
     "write_representations",
 ]

@@ -12,13 +12,15 @@ import numpy as np
 import scvi
 from mudata import MuData
 
-from indiseek._constants import JOINT_KEY, PREPARE_KEY, RNA_NAMES, UNS_KEY, shared_key, specific_key
+from indiseek._constants import PREPARE_KEY, RNA_NAMES, UNS_KEY
 from indiseek._inputs import guess_modalities, input_spec, parse_input, prepared_input
 from indiseek._rollback import unchanged_on_error
 from indiseek._threads import torch_threads
 from indiseek._validation import check_mudata, check_train_indices, count_problem
 from indiseek.model import IndiSeek
 from indiseek.pp import prepare as _prepare
+
+from ._map import write_representations
 
 
 def _input_of(mdata: MuData, modality: str, inputs: dict[str, str] | None) -> tuple[str | None, str | None]:
@@ -111,13 +113,15 @@ def fit(
         The trained model. Written to ``mdata`` (or its copy):
 
         * ``obsm["X_indiseek_shared_<mod>"]``, ``obsm["X_indiseek_specific_<mod>"]`` for both modalities;
-        * ``obsm["X_indiseek"]``: the concatenation (shared x1, shared x2, specific x1, specific x2) with equal weight
-          per block: the shared blocks are unit vectors and each specific block is divided by its root mean squared
-          norm on the training cells (``model.joint_weights_``), so each block has a mean squared norm of 1 and none
-          dominates distances;
+        * ``obsm["X_indiseek"]``: the concatenation (shared x1, shared x2, specific x1, specific x2), each block
+          scaled to a total variance of 1 on the training cells and weighted by the square root of the share of its
+          modality's variance that it explains on the validation cells (``model.explained_variance_``; the weights
+          are ``model.joint_weights_``), so a block that reconstructs little of its modality weighs little;
         * ``uns["indiseek"]``: the modalities, inputs, the model's parameters, the :math:`\lambda` it trained with
           (``"lam"``) and, for ``lam="auto"``, the path it was chosen on (``"lambda_path"``: ``lam``,
-          ``reconstruction``, ``leakage``, ``chosen``; :func:`indiseek.pl.lambda_path` draws it);
+          ``reconstruction``, ``leakage``, ``chosen``; :func:`indiseek.pl.lambda_path` draws it) and the shares of
+          each modality's variance that the representations explain (``"explained_variance"``: per modality,
+          ``total``, ``shared``, ``specific``, as in ``model.explained_variance_``);
         * the keys of :func:`indiseek.pp.prepare` when it runs, and scvi-tools' registration keys in ``.uns``.
 
     A call that raises leaves ``mdata`` as it was: the keys written before the error are taken back.
@@ -160,6 +164,8 @@ def fit(
         }
         if getattr(model, "lambda_path_", None) is not None:
             mdata.uns[UNS_KEY]["lambda_path"] = {k: v.to_numpy() for k, v in model.lambda_path_.items()}
+        if getattr(model, "explained_variance_", None) is not None:
+            mdata.uns[UNS_KEY]["explained_variance"] = model.explained_variance_.T.to_dict()
     return model
 
 
@@ -198,47 +204,3 @@ def _trained_model(mdata: MuData, resume_from, *, train_indices, seed: int, **kw
             train_kwargs["max_epochs_shared"] = 0
     model.train(train_indices=train_indices, seed=seed, **train_kwargs)
     return model
-
-
-def write_representations(model: IndiSeek, mdata: MuData | None = None) -> None:
-    """Write a trained model's representations of ``mdata``'s cells to ``mdata.obsm``.
-
-    Parameters
-    ----------
-    model
-        A trained :class:`~indiseek.IndiSeek`.
-    mdata
-        MuData with the training data's modalities and features (``None``: the model's training data). Use this
-        to embed held-out cells.
-
-    Returns
-    -------
-    ``None``; writes ``obsm["X_indiseek_shared_<mod>"]``, ``obsm["X_indiseek_specific_<mod>"]`` and
-    ``obsm["X_indiseek"]`` (the four blocks with equal weight, as :func:`fit` describes). For the CLIP-only baseline
-    (``objective="clip"``) there are no specific keys and ``obsm["X_indiseek"]`` holds the two shared blocks.
-
-    Examples
-    --------
-    >>> import indiseek as isk
-    >>> train = isk.datasets.simulated_cite(n_cells=300, n_genes=200, seed=0)
-    >>> model = isk.tl.fit(train, n_comps=20, max_epochs_shared=2, max_epochs_specific=2, enable_progress_bar=False)
-    >>> held_out = train[:50].copy()
-    >>> isk.tl.write_representations(model, held_out)
-    >>> held_out.obsm["X_indiseek_specific_rna"].shape
-    (50, 50)
-    """
-    mdata = model.adata if mdata is None else mdata
-    kinds = (
-        (("shared", shared_key), ("specific", specific_key)) if model.module.has_specific else (("shared", shared_key),)
-    )
-    parts = {}
-    for kind, key_of in kinds:
-        for m in model.modality_names:
-            parts[key_of(m)] = model.get_latent_representation(mdata, modality=m, kind=kind)
-    for key, value in parts.items():
-        mdata.obsm[key] = value
-    # equal weight per block: shared features have norm 1; the specific ones are scaled to a mean squared norm of 1 on
-    # the training cells (models saved before this weighting: standardised, E||z||^2 = n_specific)
-    fallback = [1.0, 1.0, model.module.n_specific**-0.5, model.module.n_specific**-0.5]
-    weights = (getattr(model, "joint_weights_", None) or fallback)[: len(parts)]
-    mdata.obsm[JOINT_KEY] = np.concatenate([w * v for w, v in zip(weights, parts.values(), strict=True)], axis=1)

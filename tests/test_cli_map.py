@@ -1,0 +1,59 @@
+"""``indiseek map``: a query's representations, imputed modality and labels from a saved model."""
+
+import mudata as md
+import numpy as np
+import pytest
+
+import indiseek as isk
+from indiseek.cli import main
+
+FAST = ["--n-comps", "10", "--max-epochs-shared", "2", "--max-epochs-specific", "2", "--batch-size", "32", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    """A reference fitted by ``indiseek fit --save-model`` and an RNA-only query of other simulated cells."""
+    folder = tmp_path_factory.mktemp("map")
+    isk.datasets.simulated_cite(n_cells=200, n_genes=60, n_proteins=10, seed=0).write_h5mu(folder / "ref_in.h5mu")
+    query = isk.datasets.simulated_cite(n_cells=50, n_genes=60, n_proteins=10, seed=1)
+    md.MuData({"rna": query["rna"].copy()}).write_h5mu(folder / "query.h5mu")
+    args = ["fit", folder / "ref_in.h5mu", "-o", folder / "ref.h5mu", "--save-model", folder / "model", *FAST]
+    assert main([str(a) for a in args]) == 0
+    return folder
+
+
+def test_map_writes_representations_imputation_and_labels(fitted, capsys):
+    out = fitted / "mapped.h5mu"
+    args = ["map", fitted / "model", fitted / "query.h5mu", "-o", out, "--reference", fitted / "ref.h5mu"]
+    assert main([str(a) for a in [*args, "--labels", "cell_type", "--n-samples", "5"]]) == 0
+    mapped = md.read_h5mu(out)
+    assert sorted(k for k in mapped.obsm if k.startswith("X_")) == ["X_indiseek_shared_rna", "X_indiseek_specific_rna"]
+    assert mapped["prot_imputed"].shape == (50, 10) and "std" in mapped["prot_imputed"].layers
+    assert set(mapped.obs["cell_type_predicted"]) <= set(md.read_h5mu(fitted / "ref.h5mu").obs["cell_type"])
+    assert np.all(mapped.obs["cell_type_predicted_confidence"] > 0)
+    assert "from X_indiseek_shared_rna" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda a: a.__setitem__(1, "nowhere"), "holds no saved model"),
+        (lambda a: a.extend(["--labels", "typo"]), "--labels 'typo' is not a column"),
+        (lambda a: a.__setitem__(2, "missing.h5mu"), "does not exist"),
+    ],
+)
+def test_map_refuses_mistakes_in_one_line_and_writes_nothing(fitted, capsys, change, message):
+    out = fitted / "never.h5mu"
+    args = [
+        "map",
+        str(fitted / "model"),
+        str(fitted / "query.h5mu"),
+        "-o",
+        str(out),
+        "--reference",
+        str(fitted / "ref.h5mu"),
+    ]
+    change(args)
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and not out.exists()
