@@ -83,9 +83,12 @@ def test_imputation_and_predictability_follow_the_true_shared_share(trained):
 
 def test_tl_impute_adds_a_modality_and_refuses_clashes(trained):
     model, _, _, held_out = trained
-    query = md.MuData({"rna": _raw(held_out[:60])["rna"].copy()})
+    rna = _raw(held_out[:60])["rna"].copy()
+    rna.var_names = ["protein03", *rna.var_names[1:]]  # a gene named as a protein (CD4 is both) is no obstacle
+    query = md.MuData({"rna": rna})
     isk.tl.impute(model, query, source="rna", n_samples=5)
     assert query["prot_imputed"].shape == (60, 25) and query.n_vars == 2025
+    assert list(query["prot_imputed"].var_names) == list(model.adata["prot"].var_names)
     with pytest.raises(ValueError, match="already has a modality 'prot_imputed'"):
         isk.tl.impute(model, query, source="rna", n_samples=5)
     with pytest.raises(ValueError, match="`source` must be one of"):

@@ -146,7 +146,20 @@ def impute(
         raise ValueError(f"The MuData already has a modality {key_added!r}; choose another `key_added`.")
     _present_modalities(model, mdata, None)
     imputed = model.impute(mdata, source=source, n_samples=n_samples, seed=seed)
-    mdata.mod[key_added] = imputed
+    _add_modality(mdata, key_added, imputed)
+
+
+def _add_modality(mdata: MuData, key: str, adata: AnnData) -> None:
+    """Add a modality of the same cells to ``mdata``.
+
+    ``MuData.update`` refuses a new modality whose feature names overlap the existing ones (a CD4 gene and a CD4
+    protein), so overlapping names enter renamed and are put back afterwards.
+    """
+    names, taken = adata.var_names.copy(), set(mdata.var_names)
+    adata.var_names = [f"{n}__indiseek_new" if n in taken else n for n in names]
+    mdata.mod[key] = adata
+    mdata.update()
+    mdata.mod[key].var_names = names
     mdata.update()
 
 
