@@ -27,7 +27,8 @@ def test_wnn_weights_write_only_the_weights_and_find_rna_led_erythroid_cells(bmm
     before = snapshot(mdata)
     isk.tl.wnn_weights(mdata)
     added, removed, modified = changes(before, snapshot(mdata))
-    assert not added and not removed and modified == {"mdata.obs"}  # obs is snapshot as one frame
+    # obs is compared column by column: the two weight columns are added, nothing else changes
+    assert added == {"mdata.obs['rna:mod_weight']", "mdata.obs['adt:mod_weight']"} and not removed and not modified
     weights = mdata.obs[["rna:mod_weight", "adt:mod_weight"]].to_numpy()
     np.testing.assert_allclose(weights.sum(1), 1.0, atol=1e-5)
     assert ((weights >= 0) & (weights <= 1)).all()
