@@ -107,5 +107,6 @@ def joint_weights(model, x: tuple, train_idx: np.ndarray, val_idx: np.ndarray) -
             shares[name] = explained_variance(model.module, cells, c, z, fit["specific"], i)
         for kind, block in fit.items():
             share = max(shares[name][kind], MIN_SHARE) if shares else 1.0
-            weights[kind, i] = (share / total_variance(block)) ** 0.5
+            variance = total_variance(block)  # 0 for a block that is constant over the cells: it gets weight 0
+            weights[kind, i] = (share / variance) ** 0.5 if variance > 1e-12 else 0.0
     return [weights[kind, i] for kind in ("shared", "specific") for i in range(2)], shares
