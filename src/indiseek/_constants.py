@@ -5,6 +5,8 @@ from __future__ import annotations
 #: scvi-tools registry keys of the two modalities.
 X1_KEY = "x1"
 X2_KEY = "x2"
+#: scvi-tools registry key of the batch covariate (its one-hot tensor in a training batch has the same name).
+BATCH_KEY = "batch"
 
 #: Objectives available through ``objective=``: the stage-2 loss (``"clip"``: no stage 2, the CLIP-only baseline).
 #: Their terms are stated in :meth:`indiseek.model.IndiSeekModule.dependence_term` and ``completeness_term``.

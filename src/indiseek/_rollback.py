@@ -25,9 +25,13 @@ def unchanged_on_error(mdata: MuData) -> Iterator[None]:
     """
     saved = [(store, dict(store.items())) for store in _containers(mdata)]
     frames = [(mod, mod.var.copy()) for mod in mdata.mod.values()]  # columns such as pp.prepare's centres
+    obs_columns = list(mdata.obs.columns)  # scvi-tools' codes, e.g. obs["_scvi_batch"]
     try:
         yield
     except BaseException:
+        added = [c for c in mdata.obs.columns if c not in obs_columns]
+        if added:
+            mdata.obs = mdata.obs.drop(columns=added)
         for mod, var in frames:
             if not mod.var.equals(var) or not mod.var.columns.equals(var.columns):
                 mod.var = var

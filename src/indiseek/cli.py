@@ -10,6 +10,7 @@ import time
 import warnings
 from collections.abc import Sequence
 
+from indiseek._cli_batch import add_batch, run_batch_study
 from indiseek._cli_map import add_map, run_map
 
 
@@ -50,11 +51,15 @@ def _add_fit(commands) -> None:
         "--lam", type=_lam, default=None, help='reconstruction weight lambda, a number or "auto" (default: preset)'
     )
     fit.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    fit.add_argument(
+        "--batch-key", default=None, help="obs column with each cell's batch, whose information is removed"
+    )
     _add_network_options(fit)
     fit.add_argument("--max-epochs-shared", type=int, default=None, help="epoch cap of stage 1 (CLIP)")
     fit.add_argument("--max-epochs-specific", type=int, default=None, help="epoch cap of stage 2")
     fit.add_argument("--batch-size", type=int, default=128, help="cells per optimiser step (default: 128)")
     fit.add_argument("--n-cells", type=int, default=5000, help="cells to simulate without INPUT (default: 5000)")
+    fit.add_argument("--n-batches", type=int, default=1, help="batches to simulate without INPUT (default: 1)")
     fit.add_argument("--n-comps", type=int, default=200, help="RNA principal components (default: 200)")
     fit.add_argument("--accelerator", default="auto", help='Lightning accelerator ("cpu", "gpu", "auto")')
     fit.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, e.g. OMP_NUM_THREADS)")
@@ -155,7 +160,7 @@ def _parser() -> argparse.ArgumentParser:
     add_map(commands)
     benchmark = commands.add_parser("benchmark", help="run a reproducible study", description="Run a study.")
     studies = benchmark.add_subparsers(dest="study", required=True)
-    for add in (_add_synthetic, _add_cite_seq, _add_tensors, _add_multibench):
+    for add in (_add_synthetic, _add_cite_seq, _add_tensors, _add_multibench, add_batch):
         add(studies)
     for sub in (
         commands.choices["fit"],
@@ -321,13 +326,14 @@ def _fit(args: argparse.Namespace) -> int:
     input_path, output, model_dir = _fit_paths(args)
     if input_path is None:
         print(f"Simulating {args.n_cells} CITE-seq cells (seed {args.seed}) ...")
-        mdata = isk.datasets.simulated_cite(n_cells=args.n_cells, seed=args.seed)
+        mdata = isk.datasets.simulated_cite(n_cells=args.n_cells, n_batches=args.n_batches, seed=args.seed)
     else:
         mdata = read_mudata(input_path)
     print(f"Data: {mdata.n_obs} cells; modalities {', '.join(f'{m} ({a.n_vars})' for m, a in mdata.mod.items())}")
     model = isk.tl.fit(
         mdata,
         modalities=args.modalities,
+        batch_key=args.batch_key,
         lam=args.lam,
         dropout=args.dropout,
         n_layers=args.n_layers,
@@ -398,6 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "cite-seq": _benchmark_cite_seq,
         "tensors": _benchmark_tensors,
         "multibench": _benchmark_multibench,
+        "batch": run_batch_study,
     }
     run = {"fit": _fit, "map": run_map}.get(args.command) or commands[args.study]
     try:

@@ -36,17 +36,25 @@ def total_variance(block: torch.Tensor) -> float:
 
 @torch.no_grad()
 def marginal_decode(
-    module, c: torch.Tensor, z_pool: torch.Tensor, i: int, n_draws: int, generator: torch.Generator, to_units=None
+    module,
+    c: torch.Tensor,
+    z_pool: torch.Tensor,
+    i: int,
+    n_draws: int,
+    generator: torch.Generator,
+    to_units=None,
+    batch: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Mean and standard deviation over ``n_draws`` specific features drawn from ``z_pool`` of :math:`g_i(Z', c)`.
 
     In network units, or in the units that ``to_units`` maps the decoder's output to (a function of a tensor).
+    ``batch``: the cells' one-hot batches, for a model with a batch covariate (``None``: the training frequencies).
     """
     to_units = to_units or (lambda d: d)
     draws = torch.randint(len(z_pool), (n_draws, len(c)), generator=generator)
     total = squares = 0.0
     for d in draws:
-        out = to_units(module.decoders[i](torch.cat([z_pool[d.to(z_pool.device)], c], dim=1))).double()
+        out = to_units(module.decode(z_pool[d.to(z_pool.device)], c, i, batch)).double()
         total, squares = total + out, squares + out**2
     mean = total / n_draws
     return mean.float(), (squares / n_draws - mean**2).clamp(min=0).sqrt().float()
@@ -54,12 +62,20 @@ def marginal_decode(
 
 @torch.no_grad()
 def explained_variance(
-    module, x: torch.Tensor, c: torch.Tensor, z: torch.Tensor, z_pool: torch.Tensor, i: int, seed: int = 0
+    module,
+    x: torch.Tensor,
+    c: torch.Tensor,
+    z: torch.Tensor,
+    z_pool: torch.Tensor,
+    i: int,
+    seed: int = 0,
+    batch: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """``total``, ``shared`` and ``specific`` shares of modality ``i``'s variance on the cells of ``x``.
 
     ``c`` and ``z`` are the cells' shared and specific features; ``z_pool`` holds training cells' specific features,
-    from which :data:`N_DRAWS` per cell are drawn to average the decoder over.
+    from which :data:`N_DRAWS` per cell are drawn to average the decoder over. ``batch``: the cells' one-hot
+    batches (a model with a batch covariate decodes each cell in its own batch).
 
     Examples
     --------
@@ -75,25 +91,29 @@ def explained_variance(
     """
     device = module.input_scale.device
     x, c, z, z_pool = (t.to(device) for t in (x, c, z, z_pool))
+    batch = None if batch is None else batch.to(device)
     target = module.scaled(x, i)
     valid = module._valid_values(x, i)
     mask = torch.ones_like(target) if valid is None else valid
     centre = (target * mask).sum(dim=0) / mask.sum(dim=0).clamp(min=1)
     variance = ((target - centre) * mask).pow(2).sum(dim=1).mean()
     error = lambda decoded: float(((decoded - target) * mask).pow(2).sum(dim=1).mean() / variance)
-    decode = lambda zz: module.decoders[i](torch.cat([zz, c], dim=1))
-    averaged, _ = marginal_decode(module, c, z_pool, i, N_DRAWS, torch.Generator().manual_seed(seed))
+    generator = torch.Generator().manual_seed(seed)
+    averaged, _ = marginal_decode(module, c, z_pool, i, N_DRAWS, generator, batch=batch)
+    decode = lambda zz: module.decode(zz, c, i, batch)
     total, shared = 1.0 - error(decode(z)), 1.0 - error(averaged)
     return {"total": total, "shared": shared, "specific": total - shared}
 
 
 @torch.no_grad()
-def joint_weights(model, x: tuple, train_idx: np.ndarray, val_idx: np.ndarray) -> tuple[list[float], dict]:
+def joint_weights(
+    model, x: tuple, train_idx: np.ndarray, val_idx: np.ndarray, batch: torch.Tensor | None = None
+) -> tuple[list[float], dict]:
     """Weights of the blocks of ``X_indiseek`` (shared x1, shared x2, specific x1, specific x2) and the shares.
 
     The shares are measured on the validation cells (the training cells if there are none); the block variances on
     the training cells. Without decoders (objectives that do not reconstruct), the blocks get equal variance and the
-    shares are empty.
+    shares are empty. ``batch``: the one-hot batches of all cells, for a model with a batch covariate.
     """
     rng = np.random.default_rng(0)
     fit_idx = _subset(train_idx, rng)
@@ -104,7 +124,8 @@ def joint_weights(model, x: tuple, train_idx: np.ndarray, val_idx: np.ndarray) -
         if len(model.module.decoders):
             cells = x[i][eval_idx]
             c, z = model._encode(cells, i, "shared"), model._encode(cells, i, "specific")
-            shares[name] = explained_variance(model.module, cells, c, z, fit["specific"], i)
+            cells_batch = None if batch is None else batch[eval_idx]
+            shares[name] = explained_variance(model.module, cells, c, z, fit["specific"], i, batch=cells_batch)
         for kind, block in fit.items():
             share = max(shares[name][kind], MIN_SHARE) if shares else 1.0
             variance = total_variance(block)  # 0 for a block that is constant over the cells: it gets weight 0

@@ -114,15 +114,19 @@ class ModelInference:
         centre = torch.as_tensor(recipe["mean"], dtype=torch.float64, device=device)
         return lambda d: (d * unit).double() @ loadings + centre
 
-    def _marginal(self, c: torch.Tensor, t: int, n_samples: int, seed: int, batch_size: int):
-        """Mean and spread of modality ``t``'s decoder, in feature units, over the training cells' specific features."""
+    def _marginal(self, c: torch.Tensor, t: int, n_samples: int, seed: int, batch_size: int, batch=None):
+        """Mean and spread of modality ``t``'s decoder, in feature units, over the training cells' specific features.
+
+        ``batch``: one-hot batches of the cells (``None``: decoded at the training cells' batch frequencies).
+        """
         pool = self._encode(self._matrix(None, _KEYS[t])[np.sort(self.train_indices)], t, "specific")
         device = self.module.input_scale.device
         generator, to_units = torch.Generator().manual_seed(seed), self._to_feature_units(t)
         means, stds = [], []
         for start in range(0, len(c), batch_size):
             cb = c[start : start + batch_size].to(device)
-            mean, std = marginal_decode(self.module, cb, pool.to(device), t, n_samples, generator, to_units)
+            bb = None if batch is None else batch[start : start + batch_size].to(device)
+            mean, std = marginal_decode(self.module, cb, pool.to(device), t, n_samples, generator, to_units, bb)
             means.append(mean.cpu().numpy())
             stds.append(std.cpu().numpy())
         n_features = len(self._feature_names(t))
@@ -150,7 +154,8 @@ class ModelInference:
         :math:`Z_t` of the target modality is trained to be independent of :math:`C_s`, so what the source can tell
         about the target passes through the shared features: the prediction is :math:`g_t(Z', C_s)` averaged over
         ``n_samples`` specific features :math:`Z'` drawn from the training cells, and its spread over the draws
-        (``layers["std"]``) is what the source leaves open.
+        (``layers["std"]``) is what the source leaves open. With a batch covariate, the target is decoded at the
+        training cells' batch frequencies: a batch-corrected prediction, whatever batch the query comes from.
 
         Parameters
         ----------
@@ -252,11 +257,13 @@ class ModelInference:
         cells = held_out if len(held_out) else np.sort(np.asarray(self.train_indices))
         measured = self._measured(t, cells)
         c_source = self._encode(self._dense(self._matrix(None, _KEYS[s]), cells), s, "shared")
-        predicted = self._marginal(c_source, t, n_samples, seed, 1024)[0]
+        predicted = self._marginal(c_source, t, n_samples, seed, 1024, batch=self._batch_onehot(cells))[0]
         x_t = self._dense(self._matrix(None, _KEYS[t]), cells)
         c_t, z_t = self._encode(x_t, t, "shared"), self._encode(x_t, t, "specific")
         device = self.module.input_scale.device
-        decoded = self.module.decoders[t](torch.cat([z_t, c_t], dim=1).to(device))
+        batch = self._batch_onehot(cells)
+        batch = None if batch is None else batch.to(device)
+        decoded = self.module.decode(z_t.to(device), c_t.to(device), t, batch)
         reconstructed = self._to_feature_units(t)(decoded).double().cpu().numpy()
         table = pd.DataFrame(
             {"predicted_r2": r_squared(measured, predicted), "reconstructed_r2": r_squared(measured, reconstructed)},

@@ -11,7 +11,7 @@ import torch
 from anndata import AnnData
 from mudata import MuData
 
-from indiseek._constants import LENGTH_KEY, SEQUENCE_KEY, X1_KEY, X2_KEY
+from indiseek._constants import BATCH_KEY, LENGTH_KEY, SEQUENCE_KEY, X1_KEY, X2_KEY
 from indiseek._inputs import input_spec, read_input
 from indiseek._sequences import pack
 from indiseek._validation import check_finite
@@ -74,6 +74,22 @@ class ModelInputs:
             check_finite(x, f"The input of modality {name!r}")
             tensors.append(self._dense(x))
         return tensors[0], tensors[1]
+
+    @property
+    def batch_names(self) -> list[str] | None:
+        """Categories of the batch covariate, in the order of the one-hot columns (``None`` without one)."""
+        if BATCH_KEY not in self.adata_manager.data_registry:
+            return None
+        return [str(k) for k in self.adata_manager.get_state_registry(BATCH_KEY)["categorical_mapping"]]
+
+    def _batch_onehot(self, rows: np.ndarray | None = None) -> torch.Tensor | None:
+        """One-hot batches of the training data's cells (``rows``: some of them); ``None`` without a covariate."""
+        names = self.batch_names
+        if names is None or len(names) < 2:
+            return None
+        codes = np.asarray(self.adata_manager.get_from_registry(BATCH_KEY)).ravel().astype(np.int64)
+        codes = codes if rows is None else codes[rows]
+        return torch.nn.functional.one_hot(torch.as_tensor(codes), len(names)).float()
 
     def _batches(self, x, batch_size: int) -> Iterator[torch.Tensor]:
         for start in range(0, x.shape[0], batch_size):

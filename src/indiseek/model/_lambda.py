@@ -63,7 +63,9 @@ def validation_scores(model, tensors: dict, train_idx: np.ndarray, val_idx: np.n
     for i in range(2):
         z_val = model._encode(xs[i][val_idx], i, "specific")
         c_val = cs[i][val_idx]
-        decoded = module.decoders[i](torch.cat([z_val, c_val], dim=1).to(model.device)).cpu()
+        batch = tensors.get("batch")
+        batch = None if batch is None else batch[val_idx].to(model.device)
+        decoded = module.decode(z_val.to(model.device), c_val.to(model.device), i, batch).cpu()
         errors.append(float(module.reconstruction_error(xs[i][val_idx], decoded, i)))
         z_train = model._encode(xs[i][probe_idx], i, "specific").numpy()
         c_other = cs[1 - i].numpy()

@@ -26,7 +26,14 @@ from ._lambda import LAMBDA_PATH
 from ._module import IndiSeekModule
 from ._preprocessing import recorded_preprocessing
 from ._presets import preset_settings
-from ._setup import check_positive_int, check_schedule, modality_fields, register_quietly
+from ._setup import (
+    batch_fields,
+    check_batch_sizes,
+    check_positive_int,
+    check_schedule,
+    modality_fields,
+    register_quietly,
+)
 from ._stages import StageTraining
 from ._trainingplan import IndiSeekTrainingPlan, default_epochs
 
@@ -86,6 +93,10 @@ class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
         dropout 0.2; from 10,000 cells the paper's 5 layers without dropout) and ``lam="auto"``. ``"paper"``: the
         paper's 5-layer networks of width 50 without dropout
         and :math:`\lambda` = 10. The rule and the evidence behind it are on :doc:`/benchmarks`.
+    batch_weight
+        With a batch covariate (``setup_mudata(batch_key=...)``): the weight of the terms that remove the batch from
+        the shared and specific representations (:math:`\beta` of :class:`~indiseek.model.IndiSeekModule`; the
+        study behind the default is on :doc:`/benchmarks`). Ignored without one.
 
     Attributes
     ----------
@@ -133,6 +144,7 @@ class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
         standardize_specific: bool = True,
         encoder: Literal["mlp", "transformer"] = "mlp",
         preset: Literal["auto", "paper"] = "auto",
+        batch_weight: float = 1.0,
     ):
         super().__init__(mdata)
         settings_ = preset_settings(preset, mdata.n_obs)
@@ -143,6 +155,8 @@ class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
         self.lam_auto_ = isinstance(lam, str) and lam == "auto"
         if not self.lam_auto_ and not (isinstance(lam, numbers.Real) and np.isfinite(lam) and lam > 0):
             raise ValueError(f'`lam` must be a positive finite number or "auto", got {lam!r}.')
+        if not (isinstance(batch_weight, numbers.Real) and np.isfinite(batch_weight) and batch_weight >= 0):
+            raise ValueError(f"`batch_weight` must be a non-negative finite number, got {batch_weight!r}.")
         check_positive_int(
             n_shared=n_shared,
             n_specific=n_specific,
@@ -173,11 +187,14 @@ class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
             encoder=encoder,
             sequence_shapes=tuple(None if spec is None else spec[:2] for spec in sequence_shapes),
             modality_names=self.modality_names,
+            n_batch=len(self.batch_names or []),
+            batch_weight=batch_weight,
         )
         self._model_summary_string = (
             f"IndiSeek model ({objective}): modalities {self.modality_names[0]!r} ({n_inputs[0]} features) and "
             f"{self.modality_names[1]!r} ({n_inputs[1]} features); n_shared={n_shared}, n_specific={n_specific}, "
-            f"n_hidden={n_hidden}, n_layers={n_layers}, dropout={dropout}, lam={lam}."
+            f"n_hidden={n_hidden}, n_layers={n_layers}, dropout={dropout}, lam={lam}"
+            + (f"; {len(self.batch_names)} batches." if self.batch_names else ".")
         )
         self.trained_stages_: list[str] = []
         setup = self.registry_["setup_args"]
@@ -207,6 +224,7 @@ class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
         x1_obsm_key: str | None = None,
         x2_layer: str | None = None,
         x2_obsm_key: str | None = None,
+        batch_key: str | None = None,
         **kwargs,
     ) -> None:
         """Register which modalities, and which matrix of each, IndiSeek reads.
@@ -226,6 +244,10 @@ class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
             Layer of each modality to read (``None``: ``.X``).
         x1_obsm_key, x2_obsm_key
             ``.obsm`` key of each modality to read instead of a layer.
+        batch_key
+            Column of ``mdata.obs`` with the batch (sample, donor, run) of each cell: a covariate whose information
+            the representations are trained to drop (see :class:`~indiseek.model.IndiSeekModule`). scvi-tools
+            records its codes in ``mdata.obs["_scvi_batch"]``. ``None``: no batch covariate.
         **kwargs
             Passed to :meth:`scvi.data.AnnDataManager.register_fields`.
 
@@ -247,6 +269,7 @@ class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
         check_mudata(mdata, (modalities[X1_KEY], modalities[X2_KEY]))
         sources = {X1_KEY: (x1_layer, x1_obsm_key), X2_KEY: (x2_layer, x2_obsm_key)}
         fields = [f for key in _KEYS for f in modality_fields(mdata, key, modalities[key], *sources[key])]
+        fields += batch_fields(mdata, batch_key)
         adata_manager = AnnDataManager(fields=fields, setup_method_args=setup_method_args)
         register_quietly(adata_manager, mdata, **kwargs)
         cls.register_manager(adata_manager)
@@ -351,6 +374,10 @@ class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
         train_idx, val_idx = split_cells(self.adata.n_obs, train_indices, validation_size, batch_size, seed)
         if self.lam_auto_ and max_epochs_specific != 0 and len(val_idx) == 0:
             raise ValueError('`lam="auto"` chooses lambda on the validation cells: set `validation_size` > 0.')
+        batch = self._batch_onehot()
+        if batch is not None:
+            check_batch_sizes(batch[train_idx].argmax(dim=1).numpy(), self.batch_names, batch_size)
+            self.module.set_batch_prior(batch[train_idx])
         self.module.set_input_scale(x1[train_idx], x2[train_idx])
         plan_kwargs = {
             "lr": lr,
@@ -374,7 +401,7 @@ class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
             n_epochs = default_epochs(len(train_idx), batch_size, stage) if max_epochs is None else int(max_epochs)
             if n_epochs == 0:
                 continue
-            tensors = {"x1": x1, "x2": x2}
+            tensors = {"x1": x1, "x2": x2, **({} if batch is None else {"batch": batch})}
             if stage == "specific":  # the shared features are fixed in stage 2: compute them once
                 tensors.update(c1=self._encode(x1, 0, "shared"), c2=self._encode(x2, 1, "shared"))
             split = {"train_idx": train_idx, "val_idx": val_idx, "seed": seed or 0}
@@ -391,6 +418,6 @@ class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
         self.history_ = history
         self.is_trained_ = stages[-1] in self.trained_stages_
         if self.is_trained_ and self.module.has_specific:
-            self.joint_weights_, shares = joint_weights(self, (x1, x2), train_idx, val_idx)
+            self.joint_weights_, shares = joint_weights(self, (x1, x2), train_idx, val_idx, batch)
             self.explained_variance_ = pd.DataFrame(shares).T if shares else None
         self.module.eval()

@@ -8,7 +8,21 @@ modality :math:`i` a specific encoder :math:`h_i`, :math:`Z_i = h_i(X_i)`, and a
     \mathrm{CLUB}(Z_i; C_{3-i}) + \frac{\lambda}{2\,E\|X_i\|^2}\,E\|g_i(Z_i, C_i) - X_i\|^2,
 
 with the CLUB estimator :math:`q_i(z_i \mid c_{3-i})` fitted by maximum likelihood in alternation (the training plan
-runs the alternation). Stage 2 follows scvi-tools' path: :meth:`IndiSeekModule.inference` gives :math:`C`,
+runs the alternation).
+
+With a batch covariate :math:`B` (``n_batch > 1``: the sample, donor or run of each cell), both stages also remove
+what the representations know about the batch, with the same machinery. Stage 1 contrasts each pair only against
+cells of its own batch, so that what tells batches apart does not help to find the pair, and adds the CLUB bound
+of each :math:`C_i` on the batch; stage 2 lets the decoders see the batch and adds the CLUB bound of :math:`Z_i`:
+
+.. math::
+    \mathrm{InfoNCE}_B(C_1, C_2) + \beta \sum_i \mathrm{CLUB}(C_i; B), \qquad
+    \mathrm{CLUB}(Z_i; C_{3-i}) + \beta\,\mathrm{CLUB}(Z_i; B)
+    + \frac{\lambda}{2\,E\|X_i\|^2}\,E\|g_i(Z_i, C_i, B) - X_i\|^2,
+
+with :math:`q(b \mid \cdot)` a classifier (:class:`~indiseek.nn.CategoricalCLUB`) fitted by maximum likelihood in
+alternation, in stage 1 as in stage 2. Cells of a batch the model has not seen are decoded at the training cells'
+batch frequencies. Stage 2 follows scvi-tools' path: :meth:`IndiSeekModule.inference` gives :math:`C`,
 :math:`Z` and the dependence term (the CLUB bound), :meth:`IndiSeekModule.generative` the reconstructions
 :math:`g_i(Z_i, C_i)`, and :meth:`IndiSeekModule.loss` adds the completeness term: ``club + lam / 2 * recon``.
 """
@@ -21,20 +35,21 @@ import torch
 from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 from torch import nn
 
-from indiseek._constants import ENCODERS, ESTIMATORS, OBJECTIVES, X1_KEY, X2_KEY
+from indiseek._constants import BATCH_KEY, ENCODERS, ESTIMATORS, OBJECTIVES, X1_KEY, X2_KEY
 from indiseek.nn import (
     MLP,
+    BatchMomentsCLUB,
+    CategoricalCLUB,
     ContrastiveCritic,
     GaussianCLUB,
     MomentsCLUB,
     SequenceEncoder,
-    orthogonality,
-    symmetric_info_nce,
 )
 
-#: CLIP's initial inverse temperature (1 / 0.07) and the cap on it (100), as in Radford et al. (2021).
+from ._terms import LossTerms
+
+#: CLIP's initial inverse temperature (1 / 0.07), as in Radford et al. (2021); the cap is in ``_terms``.
 _INIT_LOGIT_SCALE = float(torch.log(torch.tensor(1 / 0.07)))
-_MAX_LOGIT_SCALE = float(torch.log(torch.tensor(100.0)))
 #: Keys of the fixed shared features in a stage-2 batch.
 C_KEYS = ("c1", "c2")
 #: Objectives whose specific representation is reconstructed with a decoder (the others use an InfoNCE critic).
@@ -51,7 +66,7 @@ def _standardizer(n: int) -> nn.BatchNorm1d:
     return nn.BatchNorm1d(n, affine=False, eps=1e-12)
 
 
-class IndiSeekModule(BaseModuleClass):
+class IndiSeekModule(LossTerms, BaseModuleClass):
     r"""Shared encoders :math:`f_i`, specific encoders :math:`h_i`, decoders :math:`g_i` and CLUB estimators.
 
     The networks see :math:`\tilde X_i = X_i / r_i` with the scalar :math:`r_i^2 = E\|X_i\|^2 / d_i` (a buffer set
@@ -109,6 +124,14 @@ class IndiSeekModule(BaseModuleClass):
         a valid step, 0 for padding). Its reconstruction error counts valid steps only.
     modality_names
         Names of the two modalities in the loss terms (``club_<name>``, ``recon_<name>``, ...).
+    n_batch
+        Number of batches of the batch covariate (0 or 1: none). Batches enter as one-hot ``"batch"`` tensors.
+    batch_weight
+        :math:`\beta`, the weight of the batch CLUB terms.
+    batch_estimator
+        The batch CLUB estimator: ``"moments"`` (Gaussian :math:`q(\cdot \mid b)` with the batch means and pooled
+        variances of each minibatch, in closed form: :class:`~indiseek.nn.BatchMomentsCLUB`) or ``"mlp"`` (a
+        classifier fitted in alternation: :class:`~indiseek.nn.CategoricalCLUB`).
 
     Examples
     --------
@@ -140,6 +163,9 @@ class IndiSeekModule(BaseModuleClass):
         encoder: str = "mlp",
         sequence_shapes: tuple[tuple[int, int] | None, tuple[int, int] | None] = (None, None),
         modality_names: tuple[str, str] = ("x1", "x2"),
+        n_batch: int = 0,
+        batch_weight: float = 1.0,
+        batch_estimator: str = "mlp",
     ):
         super().__init__()
         for value, allowed, what in ((encoder, ENCODERS, "encoder"), (objective, OBJECTIVES, "objective")):
@@ -157,6 +183,11 @@ class IndiSeekModule(BaseModuleClass):
         self.lam = float(lam)
         self.n_shared, self.n_specific = n_shared, n_specific
         self.modality_names = tuple(modality_names)
+        self.n_batch = int(n_batch) if n_batch > 1 else 0
+        self.batch_weight = float(batch_weight)
+        if batch_estimator not in ESTIMATORS:
+            raise ValueError(f"Unknown batch_estimator {batch_estimator!r}; choose one of {ESTIMATORS}.")
+        self.batch_estimator_kind = batch_estimator
         # the construction order fixes how the seeded initialisation is drawn: keep it
         self.shared_encoders = nn.ModuleList([self._encoder(i, n_shared, n_hidden, n_layers) for i in range(2)])
         self.logit_scale = nn.Parameter(torch.tensor(_INIT_LOGIT_SCALE))
@@ -168,7 +199,11 @@ class IndiSeekModule(BaseModuleClass):
         n_rep = n_specific + n_shared
         reconstructs, contrasts = objective in _RECONSTRUCTING, objective in ("factorcl", "infodisen")
         self.decoders = nn.ModuleList(
-            [MLP(n_rep, self.n_inputs[i], n_hidden=n_hidden, n_layers=n_layers) for i in stage2 if reconstructs]
+            [
+                MLP(n_rep + self.n_batch, self.n_inputs[i], n_hidden=n_hidden, n_layers=n_layers)
+                for i in stage2
+                if reconstructs
+            ]
         )
         self.critics = nn.ModuleList(
             [ContrastiveCritic(n_rep, self.n_inputs[i], n_hidden=n_hidden, temperature=temperature) for i in stage2]
@@ -179,6 +214,15 @@ class IndiSeekModule(BaseModuleClass):
             [self._estimator(n_estimator_layers, n_hidden) for _ in stage2 if self.uses_club]
         )
         self.register_buffer("input_scale", torch.tensor([float(n) for n in self.n_inputs]))
+        with_batch = range(2) if self.n_batch else range(0)
+        batch_club = (
+            (lambda n: CategoricalCLUB(n, self.n_batch, n_hidden=n_hidden, n_layers=n_estimator_layers))
+            if batch_estimator == "mlp"
+            else (lambda n: BatchMomentsCLUB())
+        )
+        self.shared_batch_estimators = nn.ModuleList([batch_club(n_shared) for _ in with_batch])
+        self.batch_estimators = nn.ModuleList([batch_club(n_specific) for _ in stage2 if self.n_batch])
+        self.register_buffer("batch_prior", torch.full((self.n_batch,), 1.0 / max(self.n_batch, 1)))
 
     def _encoder(self, i: int, n_output: int, n_hidden: int, n_layers: int) -> nn.Module:
         """Encoder of modality ``i``: an MLP, or for a sequence modality the chosen sequence encoder."""
@@ -207,8 +251,18 @@ class IndiSeekModule(BaseModuleClass):
 
     @property
     def trains_estimator(self) -> bool:
-        """Whether stage 2 alternates with gradient steps of CLUB estimators (``estimator="mlp"``)."""
-        return self.uses_club and self.estimator_kind == "mlp"
+        """Whether stage 2 alternates with gradient steps of estimators (``estimator="mlp"``, or a batch covariate)."""
+        return (self.uses_club and self.estimator_kind == "mlp") or self.fits_batch_estimators
+
+    @property
+    def has_estimators(self) -> bool:
+        """Whether stage 2 fits any estimator between encoder steps (CLUB on the shared features or on the batch)."""
+        return len(self.estimators) > 0 or self.fits_batch_estimators
+
+    @property
+    def fits_batch_estimators(self) -> bool:
+        """Whether batch classifiers are fitted by gradient steps (a batch covariate with ``batch_estimator="mlp"``)."""
+        return self.n_batch > 0 and self.batch_estimator_kind == "mlp"
 
     def shared_parameters(self) -> Iterator[nn.Parameter]:
         """Parameters trained in stage 1."""
@@ -224,9 +278,14 @@ class IndiSeekModule(BaseModuleClass):
 
     def estimator_parameters(self, modalities: tuple[int, ...] = (0, 1)) -> Iterator[nn.Parameter]:
         """CLUB estimator parameters (of the given modalities), fitted by maximum likelihood in stage 2."""
-        for i in modalities:
-            if i < len(self.estimators):
-                yield from self.estimators[i].parameters()
+        for nets in (self.estimators, self.batch_estimators):
+            for i in modalities:
+                if i < len(nets):
+                    yield from nets[i].parameters()
+
+    def shared_estimator_parameters(self) -> Iterator[nn.Parameter]:
+        """Parameters of the batch classifiers of stage 1 (none without a batch covariate)."""
+        yield from self.shared_batch_estimators.parameters()
 
     @torch.no_grad()
     def set_input_scale(self, x1: torch.Tensor, x2: torch.Tensor, names: tuple[str, str] | None = None) -> None:
@@ -273,35 +332,59 @@ class IndiSeekModule(BaseModuleClass):
         """:math:`r_i`, the scale of modality ``i``'s input in network units."""
         return torch.sqrt(self.input_scale[i] / self.n_inputs[i])
 
-    def reconstruct(self, z: torch.Tensor, c: torch.Tensor, i: int) -> torch.Tensor:
-        """Decoder :math:`g_i(Z_i, C_i)`, in the input's original units."""
-        return self.decoders[i](torch.cat([z, c], dim=1)) * self._unit(i)
+    def decode(self, z: torch.Tensor, c: torch.Tensor, i: int, batch: torch.Tensor | None = None) -> torch.Tensor:
+        """Decoder :math:`g_i(Z_i, C_i, B)` in network units.
+
+        ``batch`` is one-hot (or a mixture of batches); without it, cells are decoded at the training cells' batch
+        frequencies (:attr:`batch_prior`). Without a batch covariate the decoder sees :math:`(Z_i, C_i)` only.
+        """
+        inputs = [z, c]
+        if self.n_batch:
+            inputs.append(self.batch_prior.expand(len(z), -1) if batch is None else batch.to(z.dtype))
+        return self.decoders[i](torch.cat(inputs, dim=1))
+
+    def reconstruct(self, z: torch.Tensor, c: torch.Tensor, i: int, batch: torch.Tensor | None = None) -> torch.Tensor:
+        """Decoder :math:`g_i(Z_i, C_i, B)`, in the input's original units."""
+        return self.decode(z, c, i, batch) * self._unit(i)
+
+    @torch.no_grad()
+    def set_batch_prior(self, batch: torch.Tensor) -> None:
+        """Record the training cells' batch frequencies from their one-hot batches (how unseen batches decode)."""
+        if self.n_batch:
+            self.batch_prior.copy_(batch.double().mean(dim=0).to(self.batch_prior.dtype))
 
     # ----------------------------------------------------------------------------------------- stage 1
-    def shared_loss(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
-        """Stage-1 loss: the symmetric InfoNCE (CLIP) loss between :math:`C_1` and :math:`C_2`."""
-        with torch.no_grad():
-            self.logit_scale.clamp_(max=_MAX_LOGIT_SCALE)
-        return symmetric_info_nce(self.shared(x1, 0), self.shared(x2, 1), self.logit_scale)
-
     # ----------------------------------------------------------------------------------------- stage 2
     def _get_inference_input(self, tensors: dict[str, torch.Tensor], **kwargs) -> dict:
-        return {"x": (tensors.get(X1_KEY), tensors.get(X2_KEY)), "c": tuple(tensors.get(k) for k in C_KEYS)}
+        return {
+            "x": (tensors.get(X1_KEY), tensors.get(X2_KEY)),
+            "c": tuple(tensors.get(k) for k in C_KEYS),
+            "batch": tensors.get(BATCH_KEY),
+        }
 
     @auto_move_data
-    def inference(self, x: tuple, c: tuple = (None, None)) -> dict[str, tuple]:
+    def inference(self, x: tuple, c: tuple = (None, None), batch: torch.Tensor | None = None) -> dict[str, tuple]:
         """Shared and specific features of the modalities present, and the dependence term of each.
 
         The shared features :math:`C_i` are taken from ``c`` where given, else computed without gradients (stage 2
         holds them fixed). ``"dependence"`` is :meth:`dependence_term`: what the specific encoder minimises about
-        :math:`Z_i` alone (``None`` for an absent modality).
+        :math:`Z_i` alone (``None`` for an absent modality); with a batch covariate and a one-hot ``batch``,
+        ``"batch_dependence"`` is the batch CLUB bound of :math:`Z_i`.
         """
         c = self._fixed_shared(x, c)
-        z, dependence = [None, None], [None, None]
+        z, dependence, batch_dependence = [None, None], [None, None], [None, None]
         for i in (k for k in range(2) if x[k] is not None):
             z[i] = self.specific(x[i], i)
             dependence[i] = self.dependence_term(i, z[i], c[i], c[1 - i])
-        return {"shared": c, "specific": tuple(z), "dependence": tuple(dependence)}
+            if self.n_batch and batch is not None:
+                batch_dependence[i] = self.batch_estimators[i](z[i], batch)
+        return {
+            "shared": c,
+            "specific": tuple(z),
+            "dependence": tuple(dependence),
+            "batch_dependence": tuple(batch_dependence),
+            "batch": batch,
+        }
 
     @torch.no_grad()
     def _fixed_shared(self, x: tuple, c: tuple) -> tuple:
@@ -312,10 +395,14 @@ class IndiSeekModule(BaseModuleClass):
         )
 
     def _get_generative_input(self, tensors, inference_outputs, **kwargs) -> dict:
-        return {"specific": inference_outputs["specific"], "shared": inference_outputs["shared"]}
+        return {
+            "specific": inference_outputs["specific"],
+            "shared": inference_outputs["shared"],
+            "batch": inference_outputs.get("batch"),
+        }
 
-    def generative(self, specific: tuple, shared: tuple) -> dict[str, tuple]:
-        r"""Decoder outputs :math:`g_i(Z_i, C_i)`; empty for objectives without decoders.
+    def generative(self, specific: tuple, shared: tuple, batch: torch.Tensor | None = None) -> dict[str, tuple]:
+        r"""Decoder outputs :math:`g_i(Z_i, C_i, B)`; empty for objectives without decoders.
 
         ``"decoded"`` holds them in network units (the reconstruction term compares them with :math:`\tilde X_i`),
         ``"reconstruction"`` in the input's units.
@@ -323,57 +410,11 @@ class IndiSeekModule(BaseModuleClass):
         if not len(self.decoders):
             return {}
         decoded = tuple(
-            None if z is None else self.decoders[i](torch.cat([z, c], dim=1))
+            None if z is None else self.decode(z, c, i, batch)
             for i, (z, c) in enumerate(zip(specific, shared, strict=True))
         )
         reconstruction = tuple(None if d is None else d * self._unit(i) for i, d in enumerate(decoded))
         return {"decoded": decoded, "reconstruction": reconstruction}
-
-    def reconstruction_error(self, x: torch.Tensor, decoded: torch.Tensor, i: int) -> torch.Tensor:
-        r""":math:`E\|g_i(Z_i, C_i) - X_i\|^2 / E\|X_i\|^2` on a batch (valid steps only, for sequences)."""
-        error = (decoded - self.scaled(x, i)) ** 2
-        valid = self._valid_values(x, i)
-        return (error if valid is None else error * valid).mean()
-
-    def contrastive_error(self, x: torch.Tensor, z: torch.Tensor, c: torch.Tensor, i: int) -> torch.Tensor:
-        r"""InfoNCE loss of the critic between :math:`(Z_i, C)` and :math:`\tilde X_i` (``log(batch)`` at chance)."""
-        return self.critics[i](torch.cat([z, c], dim=1), self.scaled(x, i))
-
-    # Each objective is D_i + lam / 2 * K_i per modality: the dependence term D_i (`dependence_term`) and the
-    # completeness term K_i (`completeness_term`), named as logged. `loss` adds them up.
-    def dependence_term(
-        self, i: int, z: torch.Tensor, c_own: torch.Tensor, c_other: torch.Tensor
-    ) -> tuple[str, torch.Tensor]:
-        r"""Name and value of :math:`D_i`, the dependence of :math:`Z_i` on shared features that the encoder removes.
-
-        ``c_own`` is :math:`C_i` and ``c_other`` :math:`C_{3-i}`.
-        """
-        if self.objective == "indiseek":  # eq. (2): CLUB(Z_i; C_{3-i})
-            return "club", self.estimators[i](c_other, z)
-        if self.objective in ("indiseek_noswitch", "factorcl"):  # IndiSeek0 and FactorizedCL: CLUB(Z_i; C_i)
-            return "club", self.estimators[i](c_own, z)
-        if self.objective == "infodisen":
-            return "orthogonality", orthogonality(z, c_own)
-        raise RuntimeError("The CLIP-only objective has no stage 2.")
-
-    def completeness_term(
-        self, i: int, x: torch.Tensor, z: torch.Tensor, c_own: torch.Tensor, c_other: torch.Tensor, decoded=None
-    ) -> tuple[str, torch.Tensor]:
-        r"""Name and value of :math:`K_i`, how completely the representation describes :math:`X_i`.
-
-        ``decoded`` is :math:`g_i(Z_i, C_i)` in network units (for the reconstructing objectives).
-        """
-        if self.objective in ("indiseek", "indiseek_noswitch"):  # eq. (2): E||g_i(Z_i, C_i) - X_i||^2 / E||X_i||^2
-            return "recon", self.reconstruction_error(x, decoded, i)
-        if self.objective == "factorcl":  # InfoNCE between (Z_i, C_i) and X_i
-            return "nce", self.contrastive_error(x, z, c_own, i)
-        if self.objective == "infodisen":  # InfoNCE between (Z_i, C_{3-i}) and X_i
-            return "nce", self.contrastive_error(x, z, c_other, i)
-        raise RuntimeError("The CLIP-only objective has no stage 2.")
-
-    def club_condition(self, c_own: torch.Tensor, c_other: torch.Tensor) -> torch.Tensor:
-        r"""The CLUB estimator's condition, as in :meth:`dependence_term`: :math:`C_{3-i}` (IndiSeek) or :math:`C_i`."""
-        return c_other if self.objective == "indiseek" else c_own
 
     def loss(self, tensors, inference_outputs, generative_outputs, **kwargs) -> LossOutput:
         r"""Stage-2 loss of a batch: :math:`\sum_i D_i + \frac{\lambda}{2} K_i` over the modalities present.
@@ -391,28 +432,13 @@ class IndiSeekModule(BaseModuleClass):
             comp_name, comp = self.completeness_term(i, x[i], z[i], c[i], c[1 - i], decoded[i])
             total = total + dep + self.lam / 2 * comp
             dependence[f"{dep_name}_{self.modality_names[i]}"] = dep
+            batch_dep = inference_outputs.get("batch_dependence", (None, None))[i]
+            if batch_dep is not None:
+                total = total + self.batch_weight * batch_dep
+                dependence[f"batch_specific_{self.modality_names[i]}"] = batch_dep
             completeness[f"{comp_name}_{self.modality_names[i]}"] = comp
         n_obs = next(t for t in x if t is not None).shape[0]
         return LossOutput(loss=total, reconstruction_loss=completeness, extra_metrics=dependence, n_obs_minibatch=n_obs)
-
-    def estimator_loss(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Negative log-likelihood of the CLUB estimators on a batch, with the encoders held fixed."""
-        return sum(self.estimators[i].learning_loss(cond, z) for i, cond, z in self._estimator_pairs(tensors))
-
-    @torch.no_grad()
-    def refit_estimators(self, tensors: dict[str, torch.Tensor]) -> None:
-        """Refit closed-form (``"moments"``) CLUB estimators on the cells of ``tensors``."""
-        for i, cond, z in self._estimator_pairs(tensors):
-            self.estimators[i].fit(cond, z)
-
-    def _estimator_pairs(self, tensors: dict[str, torch.Tensor]) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
-        """``(i, condition, z)`` of each present modality's CLUB estimator, ``z`` from the current encoder (no grad)."""
-        x, c = self._get_inference_input(tensors).values()
-        c = self._fixed_shared(x, c)
-        for i in (k for k in range(2) if x[k] is not None):
-            with torch.no_grad():
-                z = self.specific(x[i], i)
-            yield i, self.club_condition(c[i], c[1 - i]), z
 
     @torch.inference_mode()
     def sample(self, tensors: dict[str, torch.Tensor], n_samples: int = 1) -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import pandas as pd
 from mudata import MuData
-from scvi.data.fields import MuDataLayerField, MuDataNumericalObsField, MuDataObsmField
+from scvi.data.fields import MuDataCategoricalObsField, MuDataLayerField, MuDataNumericalObsField, MuDataObsmField
 
-from indiseek._constants import LENGTH_KEY, SEQUENCE_KEY
+from indiseek._constants import BATCH_KEY, LENGTH_KEY, SEQUENCE_KEY
 
 
 def modality_fields(mdata: MuData, key: str, modality: str, layer: str | None, obsm_key: str | None) -> list:
@@ -42,6 +43,50 @@ def modality_fields(mdata: MuData, key: str, modality: str, layer: str | None, o
         )
     )
     return fields
+
+
+def batch_fields(mdata: MuData, batch_key: str | None) -> list:
+    """The field registering ``mdata.obs[batch_key]`` as the batch covariate (none for ``batch_key=None``).
+
+    Checked before anything is registered: the column exists and has no missing labels.
+    """
+    if batch_key is None:
+        return []
+    if not isinstance(batch_key, str) or batch_key not in mdata.obs:
+        modality_columns = [c for c in mdata.obs.columns if ":" in str(c)]
+        raise KeyError(
+            f"`batch_key={batch_key!r}` is not a column of `mdata.obs`"
+            + (f" (modality columns need their prefix, e.g. {modality_columns[0]!r})" if modality_columns else "")
+            + f"; it has {list(mdata.obs.columns)}."
+        )
+    labels = mdata.obs[batch_key]
+    missing = int(pd.isna(labels).sum())
+    if missing:
+        raise ValueError(
+            f"`mdata.obs[{batch_key!r}]` has {missing} missing batch label(s). Give every cell a batch (e.g. "
+            f"`mdata.obs[{batch_key!r}] = mdata.obs[{batch_key!r}].astype(str)` keeps NaN as a batch of its own), "
+            "or subset to the labelled cells."
+        )
+    return [MuDataCategoricalObsField(BATCH_KEY, batch_key, mod_key=None)]
+
+
+def check_batch_sizes(codes: np.ndarray, names, batch_size: int) -> None:
+    """Raise if a batch has too few training cells for a within-batch contrast in batches of ``batch_size`` cells.
+
+    Stage 1 contrasts each cell with the cells of its own batch in the same minibatch: a batch with fewer than 2
+    cells per minibatch on average would hardly ever be contrasted.
+    """
+    counts = np.bincount(codes, minlength=len(names))
+    expected = counts / max(len(codes), 1) * batch_size
+    small = [(names[k], int(counts[k])) for k in np.flatnonzero(expected < 2)]
+    if small:
+        need = int(np.ceil(2 * len(codes) / max(counts.min(), 1)))
+        raise ValueError(
+            f"Batch(es) {small} (name, training cells) have too few cells for `batch_size={batch_size}`: a "
+            f"minibatch of {batch_size} of the {len(codes)} training cells holds fewer than 2 of theirs on average, "
+            "so they are hardly ever contrasted within their batch. Merge or drop these batches, or raise "
+            f"`batch_size` (to at least {need})."
+        )
 
 
 def check_positive_int(**values) -> None:

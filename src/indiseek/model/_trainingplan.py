@@ -10,12 +10,12 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
-from indiseek._constants import STAGES
+from indiseek._constants import BATCH_KEY, STAGES
 
 from ._module import C_KEYS, IndiSeekModule
 
-#: Tensors of a stage-2 batch: the inputs and the fixed shared features.
-TENSOR_KEYS = ("x1", "x2", *C_KEYS)
+#: Tensors of a stage-2 batch: the inputs, the fixed shared features and the one-hot batch covariate (if any).
+TENSOR_KEYS = ("x1", "x2", *C_KEYS, BATCH_KEY)
 #: Optimiser steps per loader batch in stage 1, whose steps are too small for Lightning's per-batch overhead (about
 #: 1 ms): the loader hands over this many consecutive batches of the shuffled order at once and the plan steps
 #: through them, which trains exactly as batch by batch.
@@ -83,8 +83,8 @@ def fit_estimators(
     """
     if not batches:
         return None
+    module.refit_estimators({k: torch.cat([b[k] for b in batches]) for k in batches[0]})
     if not module.trains_estimator:
-        module.refit_estimators({k: torch.cat([b[k] for b in batches]) for k in batches[0]})
         return None
     for b in batches:
         nll = module.estimator_loss(b)
@@ -184,7 +184,9 @@ class IndiSeekTrainingPlan(pl.LightningModule):
     The plan owns every optimiser and their order, and the batches that its data module hands over
     (:attr:`loader_kwargs`):
 
-    * ``stage="shared"``: one Adam step on the symmetric InfoNCE loss per batch.
+    * ``stage="shared"``: one Adam step on the symmetric InfoNCE loss per batch; with a batch covariate and
+      classifier batch estimators, ``n_estimator_steps`` steps of the batch classifiers on the batch's fixed
+      shared features come first.
     * ``stage="specific"``: per batch, :func:`specific_step`: ``n_estimator_steps`` maximum-likelihood steps of the
       CLUB estimators, each on a fresh random batch (or, for ``estimator="moments"``, one closed-form refit on those
       batches together), then one step of the specific encoders, decoders and critics on the objective's loss.
@@ -261,7 +263,7 @@ class IndiSeekTrainingPlan(pl.LightningModule):
         return {
             "batch_size": self.batch_size,
             "steps_per_batch": SHARED_STEPS_PER_BATCH if shared else 1,
-            "n_estimator_batches": 0 if shared or not len(self.module.estimators) else self.n_estimator_steps,
+            "n_estimator_batches": 0 if shared or not self.module.has_estimators else self.n_estimator_steps,
         }
 
     @property
@@ -279,7 +281,10 @@ class IndiSeekTrainingPlan(pl.LightningModule):
     def configure_optimizers(self):
         """Adam for stage 1; Adam for encoders/decoders and a second Adam for the estimators in stage 2."""
         if self.stage == "shared":
-            return self._adam(self.module.shared_parameters(), self.lr, self.weight_decay)
+            main = self._adam(self.module.shared_parameters(), self.lr, self.weight_decay)
+            if not self.module.fits_batch_estimators:
+                return main
+            return [main, self._adam(self.module.shared_estimator_parameters(), self.estimator_lr)]
         main = self._adam(self.module.specific_parameters(), self.lr, self.weight_decay)
         if not self.module.trains_estimator:
             return main
@@ -326,7 +331,7 @@ class IndiSeekTrainingPlan(pl.LightningModule):
     def _terms(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The stage's loss (``"loss"``) and its named terms on a batch."""
         if self.stage == "shared":
-            return {"loss": self.module.shared_loss(batch["x1"], batch["x2"])}
+            return self.module.shared_terms(batch["x1"], batch["x2"], batch.get(BATCH_KEY))
         return specific_terms(self.module, batch)
 
     def _check_finite(self, terms: dict[str, torch.Tensor]) -> None:
@@ -363,12 +368,22 @@ class IndiSeekTrainingPlan(pl.LightningModule):
         return tuple(optimizers) if isinstance(optimizers, list) else (optimizers, None)
 
     def _shared_step(self, batch: dict[str, torch.Tensor]) -> None:
-        terms = self._terms(batch)
-        self._check_finite({k: v.detach() for k, v in terms.items()})
-        optimizer = self._optimizers()[0]
-        optimizer.zero_grad()
-        self.manual_backward(terms["loss"])
-        optimizer.step()
+        optimizer, estimator_optimizer = self._optimizers()
+        if estimator_optimizer is not None:  # the batch classifiers first, on the same cells, as in stage 2
+            with torch.no_grad():
+                c = (self.module.shared(batch["x1"], 0), self.module.shared(batch["x2"], 1))
+            for _ in range(self.n_estimator_steps):
+                nll = self.module.shared_estimator_loss(c, batch[BATCH_KEY])
+                self._check_finite({"estimator_nll": nll.detach()})
+                estimator_optimizer.zero_grad()
+                self.manual_backward(nll)
+                estimator_optimizer.step()
+        with _frozen(self.module.shared_estimator_parameters()):
+            terms = self._terms(batch)
+            self._check_finite({k: v.detach() for k, v in terms.items()})
+            optimizer.zero_grad()
+            self.manual_backward(terms["loss"])
+            optimizer.step()
         self._accumulate("train", terms, batch["x1"].shape[0])
 
     def _specific_step(self, batch: dict[str, torch.Tensor]) -> None:
@@ -376,8 +391,8 @@ class IndiSeekTrainingPlan(pl.LightningModule):
         # step: estimator steps and batch-norm statistics change it before the encoder's loss is known
         with torch.no_grad():
             torch._foreach_copy_(self._step_start_state, [t.detach() for t in self._state_tensors])
-        steps = range(self.n_estimator_steps) if len(self.module.estimators) else range(0)
-        fresh = [{k: batch[f"{k}_est"][j] for k in TENSOR_KEYS} for j in steps]
+        steps = range(self.n_estimator_steps) if self.module.has_estimators else range(0)
+        fresh = [{k: batch[f"{k}_est"][j] for k in TENSOR_KEYS if f"{k}_est" in batch} for j in steps]
         terms = specific_step(
             self.module, batch, fresh, *self._optimizers(), backward=self.manual_backward, check=self._check_finite
         )

@@ -1,6 +1,6 @@
 """Neural-network building blocks: MLPs, a sequence (Transformer) encoder, contrastive losses, CLUB estimators."""
 
-from ._club import GaussianCLUB, MomentsCLUB
+from ._club import BatchMomentsCLUB, CategoricalCLUB, GaussianCLUB, MomentsCLUB
 from ._critic import ContrastiveCritic
 from ._losses import orthogonality, symmetric_info_nce
 from ._mlp import MLP
@@ -8,6 +8,8 @@ from ._sequence import SequenceEncoder, step_mask
 
 __all__ = [
     "MLP",
+    "BatchMomentsCLUB",
+    "CategoricalCLUB",
     "ContrastiveCritic",
     "GaussianCLUB",
     "MomentsCLUB",

@@ -6,11 +6,14 @@ import torch
 import torch.nn.functional as F
 
 
-def symmetric_info_nce(a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+def symmetric_info_nce(
+    a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tensor, groups: torch.Tensor | None = None
+) -> torch.Tensor:
     """Symmetric InfoNCE (CLIP) loss between paired, L2-normalised embeddings.
 
     Row ``i`` of ``a`` and row ``i`` of ``b`` are a positive pair; every other row of the other modality in the
-    batch is a negative. The loss is the mean of the two cross-entropies (``a`` to ``b`` and ``b`` to ``a``).
+    batch is a negative (with ``groups``: every other row of the same group). The loss is the mean of the two
+    cross-entropies (``a`` to ``b`` and ``b`` to ``a``).
 
     Parameters
     ----------
@@ -18,6 +21,9 @@ def symmetric_info_nce(a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tens
         Embeddings of shape ``(batch, dim)``, already L2-normalised.
     logit_scale
         Log of the inverse temperature (a scalar tensor, learned by CLIP).
+    groups
+        Optional group of each row (``(batch,)`` integer codes, e.g. the sample a cell was measured in): negatives
+        are drawn only from a row's own group, so that what tells the groups apart does not help to find the pair.
 
     Returns
     -------
@@ -30,8 +36,12 @@ def symmetric_info_nce(a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tens
     >>> a = torch.nn.functional.normalize(torch.randn(8, 4), dim=1)
     >>> float(symmetric_info_nce(a, a, torch.tensor(5.0))) < float(torch.log(torch.tensor(8.0)))
     True
+    >>> float(symmetric_info_nce(a, a, torch.tensor(5.0), groups=torch.arange(8)))  # no negatives: nothing to learn
+    0.0
     """
     logits = logit_scale.exp() * a @ b.T
+    if groups is not None:
+        logits = logits.masked_fill(groups[:, None] != groups[None, :], float("-inf"))
     target = torch.arange(a.shape[0], device=a.device)
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
 

@@ -63,6 +63,7 @@ def fit(
     inputs: dict[str, str] | None = None,
     prepare: bool | Literal["auto"] = "auto",
     n_comps: int = 200,
+    batch_key: str | None = None,
     train_indices: np.ndarray | None = None,
     seed: int = 0,
     n_threads: int | None = None,
@@ -89,6 +90,10 @@ def fit(
         :func:`indiseek.data.from_arrays`).
     n_comps
         Principal components when preparing.
+    batch_key
+        Column of ``mdata.obs`` with each cell's batch (sample, donor, run), a covariate whose information the
+        representations are trained to drop (:meth:`IndiSeek.setup_mudata`; how it is removed:
+        :class:`~indiseek.model.IndiSeekModule`). ``None``: no batch covariate.
     train_indices
         Positions of the cells to train on (``None``: all); every cell is embedded.
     seed
@@ -122,6 +127,8 @@ def fit(
           ``reconstruction``, ``leakage``, ``chosen``; :func:`indiseek.pl.lambda_path` draws it) and the shares of
           each modality's variance that the representations explain (``"explained_variance"``: per modality,
           ``total``, ``shared``, ``specific``, as in ``model.explained_variance_``);
+        * with ``batch_key``: ``uns["indiseek"]["batch_key"]`` and scvi-tools' batch codes in
+          ``obs["_scvi_batch"]``;
         * the keys of :func:`indiseek.pp.prepare` when it runs, and scvi-tools' registration keys in ``.uns``.
 
     A call that raises leaves ``mdata`` as it was: the keys written before the error are taken back.
@@ -152,6 +159,7 @@ def fit(
             x1_obsm_key=sources[0][1],
             x2_layer=sources[1][0],
             x2_obsm_key=sources[1][1],
+            batch_key=batch_key,
         )
         model = _trained_model(mdata, resume_from, train_indices=train_indices, seed=seed, **kwargs)
         write_representations(model, mdata)
@@ -162,6 +170,8 @@ def fit(
             "n_train_cells": int(len(model.train_indices)),
             "lam": float(model.module.lam),
         }
+        if batch_key is not None:
+            mdata.uns[UNS_KEY]["batch_key"] = batch_key
         if getattr(model, "lambda_path_", None) is not None:
             mdata.uns[UNS_KEY]["lambda_path"] = {k: v.to_numpy() for k, v in model.lambda_path_.items()}
         if getattr(model, "explained_variance_", None) is not None:

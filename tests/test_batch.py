@@ -1,0 +1,140 @@
+"""Batch covariates: simulated batch effects with known truth, batch-free representations, save/load, bad input."""
+
+import numpy as np
+import pytest
+import torch
+from _snapshot import changes, snapshot
+from conftest import QUIET
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import indiseek as isk
+from indiseek.nn import CategoricalCLUB, symmetric_info_nce
+
+BLOCKS = [f"X_indiseek_{kind}_{mod}" for kind in ("shared", "specific") for mod in ("rna", "prot")]
+
+
+def test_simulated_batches_have_known_effects_and_leave_the_cell_factors_as_without_batches():
+    plain = isk.datasets.simulated_cite(n_cells=3000, n_genes=200, seed=4)
+    batched = isk.datasets.simulated_cite(n_cells=3000, n_genes=200, n_batches=3, seed=4)
+    for key in ("latent_shared", "latent_rna", "latent_prot"):
+        np.testing.assert_array_equal(plain.obsm[key], batched.obsm[key])
+    assert plain.obs["cell_type"].equals(batched.obs["cell_type"])
+    assert "batch" not in plain.obs and "batch_effects" not in plain.uns["simulation"]
+    batch = batched.obs["batch"].cat.codes.to_numpy()
+    assert np.bincount(batch).min() > 900
+    # the batch is drawn independently of the cell types: their contingency table is near the product of its margins
+    table = np.histogram2d(batch, plain.obs["cell_type"].cat.codes, bins=(3, 9))[0] / 3000
+    assert np.abs(table - table.sum(1, keepdims=True) * table.sum(0, keepdims=True)).max() < 0.01
+    # the stored truth: each batch's mean log protein shift follows its foreground log-fold changes
+    truth = batched.uns["simulation"]["batch_effects"]
+    assert truth["rna_log_fold"].shape == (3, 200) and truth["prot_log_fold"].shape == (3, 25)
+    log_prot = np.log1p(batched["prot"].X)
+    shift = np.stack([log_prot[batch == k].mean(0) - log_prot.mean(0) for k in range(3)])
+    expected = truth["prot_log_fold"] - truth["prot_log_fold"].mean(0)
+    assert np.corrcoef(shift.ravel(), expected.ravel())[0, 1] > 0.5
+    with pytest.raises(ValueError, match="n_batches"):
+        isk.datasets.simulated_cite(n_cells=100, n_genes=50, n_batches=0)
+
+
+def test_within_batch_contrast_is_the_size_weighted_mean_of_the_per_batch_losses():
+    torch.manual_seed(0)
+    a = torch.nn.functional.normalize(torch.randn(30, 5), dim=1)
+    b = torch.nn.functional.normalize(a + 0.5 * torch.randn(30, 5), dim=1)
+    groups = torch.arange(30) % 3
+    scale = torch.tensor(2.0)
+    per_group = [symmetric_info_nce(a[groups == g], b[groups == g], scale) for g in range(3)]
+    expected = sum(loss * 10 for loss in per_group) / 30
+    assert float(symmetric_info_nce(a, b, scale, groups=groups)) == pytest.approx(float(expected), rel=1e-5)
+    assert float(symmetric_info_nce(a, b, scale)) != pytest.approx(float(expected), rel=1e-3)
+
+
+def test_categorical_club_reads_the_batch_information_of_a_representation():
+    torch.manual_seed(0)
+    labels = torch.arange(1200) % 3
+    onehot = torch.nn.functional.one_hot(labels).float()
+    informative = onehot * 3 + 0.3 * torch.randn(1200, 3)
+    independent = torch.randn(1200, 3)
+    fit, fresh = slice(0, 600), slice(600, None)  # the bound is read on cells the classifier was not fitted on
+    bounds = {}
+    for name, x in (("informative", informative), ("independent", independent)):
+        club = CategoricalCLUB(3, 3, n_hidden=16)
+        optimizer = torch.optim.Adam(club.parameters(), lr=1e-2)
+        for _ in range(300):
+            optimizer.zero_grad()
+            club.learning_loss(x[fit], onehot[fit]).backward()
+            optimizer.step()
+        bounds[name] = float(club(x[fresh], onehot[fresh]))
+    assert bounds["informative"] > 0.9 * np.log(3)  # the mutual information of x and the batch is log 3
+    assert bounds["independent"] < 0.05
+
+
+@pytest.fixture(scope="module")
+def batched():
+    """Simulated cells in 3 batches, prepared, with a train / held-out split."""
+    mdata = isk.datasets.simulated_cite(n_cells=1500, n_genes=300, n_batches=3, seed=2)
+    isk.pp.prepare(mdata, n_comps=30)
+    held_out = np.sort(np.random.default_rng(0).permutation(mdata.n_obs)[:400])
+    return mdata, np.setdiff1d(np.arange(mdata.n_obs), held_out), held_out
+
+
+def _batch_accuracy(mdata, train, held_out) -> dict[str, float]:
+    """Held-out accuracy of a logistic regression that predicts the batch from each representation."""
+    batch = mdata.obs["batch"].to_numpy()
+    out = {}
+    for key in BLOCKS:
+        clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+        out[key] = clf.fit(mdata.obsm[key][train], batch[train]).score(mdata.obsm[key][held_out], batch[held_out])
+    return out
+
+
+def test_batch_key_makes_the_representations_batch_free(batched, tmp_path):
+    mdata, train, held_out = batched
+    options = {"train_indices": train, "lam": 100.0, "max_epochs_specific": 150, "seed": 0, **QUIET}
+    without, with_key = mdata.copy(), mdata.copy()
+    isk.tl.fit(without, **options)
+    model = isk.tl.fit(with_key, batch_key="batch", **options)
+    before, after = _batch_accuracy(without, train, held_out), _batch_accuracy(with_key, train, held_out)
+    assert before["X_indiseek_shared_rna"] > 0.9  # without the covariate, the shared features carry the batch
+    for key in BLOCKS:  # chance is 1/3; docs/benchmarks.md has the full-length fits
+        assert after[key] < min(before[key] - 0.1, 0.75), (key, before, after)
+    assert with_key.uns["indiseek"]["batch_key"] == "batch"
+    # save / load keeps the covariate; a query needs no batch label to be embedded
+    model.save(tmp_path / "model", save_anndata=False)
+    loaded = isk.IndiSeek.load(str(tmp_path / "model"), adata=with_key)
+    assert loaded.batch_names == ["batch0", "batch1", "batch2"]
+    torch.testing.assert_close(loaded.module.batch_prior, model.module.batch_prior)
+    query = mdata[held_out].copy()
+    del query.obs["batch"]
+    isk.tl.write_representations(loaded, query)
+    np.testing.assert_allclose(query.obsm["X_indiseek"], with_key.obsm["X_indiseek"][held_out], atol=1e-5)
+    imputed = loaded.impute(query, source="rna", n_samples=10)
+    assert imputed.shape == (len(held_out), 25) and np.isfinite(imputed.X).all()
+
+
+def test_bad_batch_keys_are_refused_and_change_nothing(tiny):
+    tiny.obs["sample"] = np.where(np.arange(tiny.n_obs) < 120, "a", "b")
+    before = snapshot(tiny)
+    with pytest.raises(KeyError, match="`batch_key='donor'` is not a column of `mdata.obs`"):
+        isk.tl.fit(tiny, batch_key="donor", **QUIET)
+    tiny.obs.loc[tiny.obs_names[:3], "sample"] = np.nan
+    before = snapshot(tiny)
+    with pytest.raises(ValueError, match="3 missing batch label"):
+        isk.tl.fit(tiny, batch_key="sample", **QUIET)
+    assert changes(before, snapshot(tiny)) == (set(), set(), set())
+    tiny.obs["sample"] = np.where(np.arange(tiny.n_obs) < 2, "rare", "common")
+    before = snapshot(tiny)
+    with pytest.raises(ValueError, match=r"\[\('rare', \d\)\].*too few cells for `batch_size=32`"):
+        isk.tl.fit(tiny, batch_key="sample", batch_size=32, **QUIET)
+    assert changes(before, snapshot(tiny)) == (set(), set(), set())
+
+
+def test_cli_names_a_missing_batch_key(tmp_path, capsys):
+    from indiseek.cli import main
+
+    status = main(["fit", "-o", str(tmp_path / "out.h5mu"), "--n-cells", "200", "--batch-key", "donor", "--quiet"])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert "`batch_key='donor'` is not a column" in err and "Traceback" not in err
+    assert not (tmp_path / "out.h5mu").exists()
