@@ -193,7 +193,7 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean and standard deviation over seeds of every score, per method and representation."""
     scores = [c for c in runs.columns if c not in ("seed", "method", "representation")]
     grouped = runs.groupby(["method", "representation"], sort=False)[scores]
-    mean, sd = grouped.mean(), grouped.std(ddof=1).fillna(0.0)
+    mean, sd = grouped.mean(), grouped.std(ddof=1)  # NaN for a single seed
     out = mean.round(3)
     for column in scores:
         out[f"{column}_sd"] = sd[column].round(3)
@@ -201,12 +201,13 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def to_markdown(summary: pd.DataFrame) -> str:
-    """The headline columns of :func:`summarise` as a markdown table (mean ± sd)."""
+    """The headline columns of :func:`summarise` as a markdown table (mean ± sd; the mean alone for one seed)."""
     columns = ["Batch correction", "Bio conservation", "Total", "iLISI", "KBET", "Graph connectivity", "cLISI"]
     columns = [c for c in columns if c in summary.columns]
     lines = ["| method | representation | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
     for _, row in summary.iterrows():
-        cells = [f"{row[c]:.3f} ± {row[f'{c}_sd']:.3f}" for c in columns]
+        sd = lambda c: "" if pd.isna(row[f"{c}_sd"]) else f" ± {row[f'{c}_sd']:.3f}"
+        cells = [f"{row[c]:.3f}{sd(c)}" for c in columns]
         lines.append(f"| {row['method']} | {row['representation']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -220,8 +221,8 @@ def plot_scores(summary: pd.DataFrame, path) -> None:
         ax.errorbar(
             row["Batch correction"],
             row["Bio conservation"],
-            xerr=row["Batch correction_sd"],
-            yerr=row["Bio conservation_sd"],
+            xerr=np.nan_to_num(row["Batch correction_sd"]),
+            yerr=np.nan_to_num(row["Bio conservation_sd"]),
             fmt="o",
             capsize=2,
         )
