@@ -206,8 +206,7 @@ def to_markdown(summary: pd.DataFrame) -> str:
     columns = [c for c in columns if c in summary.columns]
     lines = ["| method | representation | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
     for _, row in summary.iterrows():
-        sd = lambda c: "" if pd.isna(row[f"{c}_sd"]) else f" ± {row[f'{c}_sd']:.3f}"
-        cells = [f"{row[c]:.3f}{sd(c)}" for c in columns]
+        cells = [f"{row[c]:.3f}" + ("" if pd.isna(row[f"{c}_sd"]) else f" ± {row[f'{c}_sd']:.3f}") for c in columns]
         lines.append(f"| {row['method']} | {row['representation']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
