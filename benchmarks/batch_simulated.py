@@ -10,6 +10,7 @@ training cells) predicts the batch from each representation, and a ridge regress
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import time
 import warnings
@@ -22,10 +23,11 @@ from sklearn.preprocessing import StandardScaler
 
 import indiseek as isk
 
+SETTINGS = ("batch-free", "no batch_key", "batch_key")
 BLOCKS = [(kind, mod) for kind in ("shared", "specific") for mod in ("rna", "prot")]
 
 
-def run(n_cells: int, seed: int, setting: str, threads: int) -> dict:
+def run(n_cells: int, seed: int, setting: str, threads: int, fit_kwargs: dict | None = None) -> dict:
     n_batches = 1 if setting == "batch-free" else 3
     mdata = isk.datasets.simulated_cite(n_cells=n_cells, n_genes=500, n_batches=n_batches, seed=seed)
     cells = np.random.default_rng(seed).permutation(n_cells)
@@ -39,6 +41,7 @@ def run(n_cells: int, seed: int, setting: str, threads: int) -> dict:
         seed=seed,
         n_threads=threads,
         enable_progress_bar=False,
+        **(fit_kwargs or {}),
     )
     row = {"seed": seed, "setting": setting, "seconds": round(time.perf_counter() - start)}
     truth = {"shared": mdata.obsm["latent_shared"], "rna": mdata.obsm["latent_rna"], "prot": mdata.obsm["latent_prot"]}
@@ -59,14 +62,16 @@ def main() -> None:
     parser.add_argument("--n-cells", type=int, default=3000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
+    parser.add_argument("--fit", type=json.loads, default={}, help="extra `tl.fit` keywords, as JSON")
     parser.add_argument("--out", default="batch_simulated.csv")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     rows = []
     for seed in args.seeds:
-        for setting in ("batch-free", "no batch_key", "batch_key"):
-            rows.append(run(args.n_cells, seed, setting, args.threads))
+        for setting in args.settings:
+            rows.append(run(args.n_cells, seed, setting, args.threads, args.fit))
             print(rows[-1], flush=True)
             pd.DataFrame(rows).to_csv(args.out, index=False)
     table = pd.DataFrame(rows).drop(columns="seed").groupby("setting", sort=False)

@@ -100,15 +100,25 @@ def test_batch_key_makes_the_representations_batch_free(batched, tmp_path):
     for key in BLOCKS:  # chance is 1/3; docs/benchmarks.md has the full-length fits
         assert after[key] < min(before[key] - 0.1, 0.75), (key, before, after)
     assert with_key.uns["indiseek"]["batch_key"] == "batch"
-    # save / load keeps the covariate; a query needs no batch label to be embedded
+    # save / load keeps the covariate; a query is encoded in its own batches, as the reference's cells were
     model.save(tmp_path / "model", save_anndata=False)
     loaded = isk.IndiSeek.load(str(tmp_path / "model"), adata=with_key)
     assert loaded.batch_names == ["batch0", "batch1", "batch2"]
     torch.testing.assert_close(loaded.module.batch_prior, model.module.batch_prior)
     query = mdata[held_out].copy()
-    del query.obs["batch"]
     isk.tl.write_representations(loaded, query)
     np.testing.assert_allclose(query.obsm["X_indiseek"], with_key.obsm["X_indiseek"][held_out], atol=1e-5)
+    # cells of a batch the model has not seen are encoded at the training cells' batch frequencies
+    unseen = query.copy()
+    unseen.obs["batch"] = np.where(np.arange(unseen.n_obs) < 10, "new_run", unseen.obs["batch"].astype(str))
+    with pytest.warns(UserWarning, match="10 cell\\(s\\) of unseen batches"):
+        mixed = loaded.get_latent_representation(unseen, modality="rna", kind="specific")
+    del unseen.obs["batch"]
+    with pytest.warns(UserWarning, match="no column 'batch'"):
+        prior = loaded.get_latent_representation(unseen, modality="rna", kind="specific")
+    np.testing.assert_allclose(mixed[:10], prior[:10], atol=1e-6)
+    np.testing.assert_allclose(mixed[10:], query.obsm["X_indiseek_specific_rna"][10:], atol=1e-5)
+    assert np.abs(prior[10:] - mixed[10:]).max() > 1e-3  # the batch input matters
     imputed = loaded.impute(query, source="rna", n_samples=10)
     assert imputed.shape == (len(held_out), 25) and np.isfinite(imputed.X).all()
 

@@ -119,12 +119,12 @@ def joint_weights(
     fit_idx = _subset(train_idx, rng)
     eval_idx = _subset(val_idx if len(val_idx) else train_idx, rng)
     weights, shares = {}, {}
+    fit_batch, cells_batch = (None, None) if batch is None else (batch[fit_idx], batch[eval_idx])
     for i, name in enumerate(model.modality_names):
-        fit = {kind: model._encode(x[i][fit_idx], i, kind) for kind in ("shared", "specific")}
+        fit = {kind: model._encode(x[i][fit_idx], i, kind, batch=fit_batch) for kind in ("shared", "specific")}
         if len(model.module.decoders):
             cells = x[i][eval_idx]
-            c, z = model._encode(cells, i, "shared"), model._encode(cells, i, "specific")
-            cells_batch = None if batch is None else batch[eval_idx]
+            c, z = (model._encode(cells, i, kind, batch=cells_batch) for kind in ("shared", "specific"))
             shares[name] = explained_variance(model.module, cells, c, z, fit["specific"], i, batch=cells_batch)
         for kind, block in fit.items():
             share = max(shares[name][kind], MIN_SHARE) if shares else 1.0

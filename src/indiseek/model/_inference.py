@@ -83,11 +83,12 @@ class ModelInference:
             )
         self._check_trained(["shared"] if kind == "shared" else ["shared", "specific"])
         i = self._modality_index(modality)
-        x = self._input_of(adata, i)
+        x, batch = self._input_of(adata, i), self._cells_batch(adata, i)
         if indices is not None:
             x = x[np.asarray(indices)]
+            batch = None if batch is None else batch[torch.as_tensor(np.asarray(indices))]
         self.module.eval()
-        return self._encode(x, i, kind, batch_size).numpy()
+        return self._encode(x, i, kind, batch_size, batch=batch).numpy()
 
     # ------------------------------------------------------------------------------------------------- imputation
     def _recipe(self, i: int) -> dict | None:
@@ -119,7 +120,9 @@ class ModelInference:
 
         ``batch``: one-hot batches of the cells (``None``: decoded at the training cells' batch frequencies).
         """
-        pool = self._encode(self._matrix(None, _KEYS[t])[np.sort(self.train_indices)], t, "specific")
+        train = np.sort(self.train_indices)
+        train_batch = self._batch_onehot(train)
+        pool = self._encode(self._matrix(None, _KEYS[t])[train], t, "specific", batch=train_batch)
         device = self.module.input_scale.device
         generator, to_units = torch.Generator().manual_seed(seed), self._to_feature_units(t)
         means, stds = [], []
@@ -256,12 +259,12 @@ class ModelInference:
         held_out = np.sort(np.asarray(self.validation_indices))
         cells = held_out if len(held_out) else np.sort(np.asarray(self.train_indices))
         measured = self._measured(t, cells)
-        c_source = self._encode(self._dense(self._matrix(None, _KEYS[s]), cells), s, "shared")
-        predicted = self._marginal(c_source, t, n_samples, seed, 1024, batch=self._batch_onehot(cells))[0]
-        x_t = self._dense(self._matrix(None, _KEYS[t]), cells)
-        c_t, z_t = self._encode(x_t, t, "shared"), self._encode(x_t, t, "specific")
-        device = self.module.input_scale.device
         batch = self._batch_onehot(cells)
+        c_source = self._encode(self._dense(self._matrix(None, _KEYS[s]), cells), s, "shared")
+        predicted = self._marginal(c_source, t, n_samples, seed, 1024, batch=batch)[0]
+        x_t = self._dense(self._matrix(None, _KEYS[t]), cells)
+        c_t, z_t = (self._encode(x_t, t, kind, batch=batch) for kind in ("shared", "specific"))
+        device = self.module.input_scale.device
         batch = None if batch is None else batch.to(device)
         decoded = self.module.decode(z_t.to(device), c_t.to(device), t, batch)
         reconstructed = self._to_feature_units(t)(decoded).double().cpu().numpy()

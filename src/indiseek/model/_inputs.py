@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
@@ -91,18 +92,57 @@ class ModelInputs:
         codes = codes if rows is None else codes[rows]
         return torch.nn.functional.one_hot(torch.as_tensor(codes), len(names)).float()
 
-    def _batches(self, x, batch_size: int) -> Iterator[torch.Tensor]:
+    def _cells_batch(self, data: MuData | AnnData | None, i: int) -> torch.Tensor | None:
+        """One-hot batches of the cells of modality ``i`` in ``data`` (``None``: the training data).
+
+        A query's batches are read from the covariate's column (``mdata.obs``, or the modality's ``.obs``); cells
+        without one, or of a batch the model has not seen, get the training cells' batch frequencies, with a
+        warning. ``None`` for a model without a batch covariate.
+        """
+        names = self.batch_names
+        if names is None or len(names) < 2:
+            return None
+        if data is None or data is self.adata:
+            return self._batch_onehot()
+        mod = self._query_modality(data, i)
+        key = self.adata_manager.get_state_registry(BATCH_KEY)["original_key"]
+        labels = query_labels(data, mod, key)
+        codes = pd.Categorical(labels, categories=names).codes if labels is not None else np.full(mod.n_obs, -1)
+        known = codes >= 0
+        out = self.module.batch_prior.detach().cpu().float().expand(mod.n_obs, -1).clone()
+        out[torch.as_tensor(known)] = torch.nn.functional.one_hot(
+            torch.as_tensor(codes[known].astype(np.int64)), len(names)
+        ).float()
+        if not known.all():
+            where = f"no column {key!r}" if labels is None else f"{int((~known).sum())} cell(s) of unseen batches"
+            warnings.warn(
+                f"The query has {where}: those cells are encoded and decoded at the training cells' batch "
+                f"frequencies. Give `obs[{key!r}]` the reference's batch names ({names}) where they match.",
+                UserWarning,
+                stacklevel=4,
+            )
+        return out
+
+    def _batches(self, x, batch_size: int) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
         for start in range(0, x.shape[0], batch_size):
-            yield self._dense(x, np.arange(start, min(start + batch_size, x.shape[0])))
+            rows = np.arange(start, min(start + batch_size, x.shape[0]))
+            yield rows, self._dense(x, rows)
 
     @torch.no_grad()
-    def _encode(self, x, i: int, kind: str, batch_size: int = 4096) -> torch.Tensor:
-        """Representation ``kind`` of modality ``i`` for the rows of ``x`` (array or tensor), in evaluation mode."""
+    def _encode(self, x, i: int, kind: str, batch_size: int = 4096, batch: torch.Tensor | None = None) -> torch.Tensor:
+        """Representation ``kind`` of modality ``i`` for the rows of ``x`` (array or tensor), in evaluation mode.
+
+        ``batch``: the rows' one-hot batches, for a specific encoder that sees the batch (``None``: the training
+        cells' batch frequencies).
+        """
         was_training = self.module.training
         self.module.eval()
-        encode = self.module.shared if kind == "shared" else self.module.specific
         device = self.device
-        out = [encode(b.to(device), i).cpu() for b in self._batches(x, batch_size)]
+        if kind == "shared":
+            encode = lambda rows, b: self.module.shared(b, i)
+        else:
+            encode = lambda rows, b: self.module.specific(b, i, None if batch is None else batch[rows].to(device))
+        out = [encode(rows, b.to(device)).cpu() for rows, b in self._batches(x, batch_size)]
         self.module.train(was_training)
         return torch.cat(out) if out else torch.zeros((0, 0))
 
@@ -146,3 +186,19 @@ class ModelInputs:
         if modality in _KEYS:
             return _KEYS.index(modality)
         raise ValueError(f"Unknown modality {modality!r}; this model knows {names}.")
+
+
+def query_labels(data: MuData | AnnData, mod: AnnData, key: str) -> np.ndarray | None:
+    """``key``'s labels of the cells of ``mod`` (a query's modality), as strings; ``None`` where no column has them."""
+    if key in mod.obs:
+        column = mod.obs[key]
+    elif (
+        isinstance(data, MuData)
+        and key in data.obs
+        and data.obs_names.is_unique
+        and mod.obs_names.isin(data.obs_names).all()
+    ):
+        column = data.obs[key].loc[mod.obs_names]
+    else:
+        return None
+    return np.where(column.isna(), None, column.astype(str)).astype(object)

@@ -60,14 +60,15 @@ def validation_scores(model, tensors: dict, train_idx: np.ndarray, val_idx: np.n
     probe_idx = train_idx if len(train_idx) <= _MAX_PROBE_CELLS else rng.choice(train_idx, _MAX_PROBE_CELLS, False)
     xs, cs = (tensors["x1"], tensors["x2"]), (tensors["c1"], tensors["c2"])
     errors, leaks = [], {}
+    batch = tensors.get("batch")
+    rows = (lambda idx: None) if batch is None else (lambda idx: batch[idx])
     for i in range(2):
-        z_val = model._encode(xs[i][val_idx], i, "specific")
+        z_val = model._encode(xs[i][val_idx], i, "specific", batch=rows(val_idx))
         c_val = cs[i][val_idx]
-        batch = tensors.get("batch")
-        batch = None if batch is None else batch[val_idx].to(model.device)
-        decoded = module.decode(z_val.to(model.device), c_val.to(model.device), i, batch).cpu()
+        val_batch = None if batch is None else batch[val_idx].to(model.device)
+        decoded = module.decode(z_val.to(model.device), c_val.to(model.device), i, val_batch).cpu()
         errors.append(float(module.reconstruction_error(xs[i][val_idx], decoded, i)))
-        z_train = model._encode(xs[i][probe_idx], i, "specific").numpy()
+        z_train = model._encode(xs[i][probe_idx], i, "specific", batch=rows(probe_idx)).numpy()
         c_other = cs[1 - i].numpy()
         leaks[f"leakage_{model.modality_names[i]}"] = leakage(
             z_train, c_other[probe_idx], z_val.numpy(), c_other[val_idx]

@@ -97,6 +97,15 @@ class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
         With a batch covariate (``setup_mudata(batch_key=...)``): the weight of the terms that remove the batch from
         the shared and specific representations (:math:`\beta` of :class:`~indiseek.model.IndiSeekModule`; the
         study behind the default is on :doc:`/benchmarks`). Ignored without one.
+    batch_estimator
+        With a batch covariate: the estimator of the batch terms' :math:`q(b \mid \cdot)`, ``"mlp"`` (a classifier
+        fitted in alternation) or ``"moments"`` (closed-form Gaussian moments per batch); see
+        :class:`~indiseek.model.IndiSeekModule`.
+    encode_batch
+        With a batch covariate: give the specific encoders the batch too (as scVI's ``encode_covariates``), so that
+        they can cancel what the batch shifts in the input. A query's cells are encoded in their own batch where the
+        reference has seen it (``obs[batch_key]``), else at the training cells' batch frequencies. Ignored without
+        one.
 
     Attributes
     ----------
@@ -145,6 +154,8 @@ class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
         encoder: Literal["mlp", "transformer"] = "mlp",
         preset: Literal["auto", "paper"] = "auto",
         batch_weight: float = 1.0,
+        batch_estimator: Literal["mlp", "moments"] = "mlp",
+        encode_batch: bool = True,
     ):
         super().__init__(mdata)
         settings_ = preset_settings(preset, mdata.n_obs)
@@ -189,6 +200,8 @@ class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
             modality_names=self.modality_names,
             n_batch=len(self.batch_names or []),
             batch_weight=batch_weight,
+            batch_estimator=batch_estimator,
+            encode_batch=encode_batch,
         )
         self._model_summary_string = (
             f"IndiSeek model ({objective}): modalities {self.modality_names[0]!r} ({n_inputs[0]} features) and "

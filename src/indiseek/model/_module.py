@@ -13,7 +13,9 @@ runs the alternation).
 With a batch covariate :math:`B` (``n_batch > 1``: the sample, donor or run of each cell), both stages also remove
 what the representations know about the batch, with the same machinery. Stage 1 contrasts each pair only against
 cells of its own batch, so that what tells batches apart does not help to find the pair, and adds the CLUB bound
-of each :math:`C_i` on the batch; stage 2 lets the decoders see the batch and adds the CLUB bound of :math:`Z_i`:
+of each :math:`C_i` on the batch. Stage 2 lets the specific encoders and the decoders see the batch
+(:math:`Z_i = h_i(X_i, B)`, as scVI's encoders with ``encode_covariates``), so that cancelling a batch's shift of
+the input costs the encoder nothing, and adds the CLUB bound of :math:`Z_i`:
 
 .. math::
     \mathrm{InfoNCE}_B(C_1, C_2) + \beta \sum_i \mathrm{CLUB}(C_i; B), \qquad
@@ -21,8 +23,8 @@ of each :math:`C_i` on the batch; stage 2 lets the decoders see the batch and ad
     + \frac{\lambda}{2\,E\|X_i\|^2}\,E\|g_i(Z_i, C_i, B) - X_i\|^2,
 
 with :math:`q(b \mid \cdot)` a classifier (:class:`~indiseek.nn.CategoricalCLUB`) fitted by maximum likelihood in
-alternation, in stage 1 as in stage 2. Cells of a batch the model has not seen are decoded at the training cells'
-batch frequencies. Stage 2 follows scvi-tools' path: :meth:`IndiSeekModule.inference` gives :math:`C`,
+alternation, in stage 1 as in stage 2. Cells of a batch the model has not seen are encoded and decoded at the
+training cells' batch frequencies. Stage 2 follows scvi-tools' path: :meth:`IndiSeekModule.inference` gives :math:`C`,
 :math:`Z` and the dependence term (the CLUB bound), :meth:`IndiSeekModule.generative` the reconstructions
 :math:`g_i(Z_i, C_i)`, and :meth:`IndiSeekModule.loss` adds the completeness term: ``club + lam / 2 * recon``.
 """
@@ -132,6 +134,11 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
         The batch CLUB estimator: ``"moments"`` (Gaussian :math:`q(\cdot \mid b)` with the batch means and pooled
         variances of each minibatch, in closed form: :class:`~indiseek.nn.BatchMomentsCLUB`) or ``"mlp"`` (a
         classifier fitted in alternation: :class:`~indiseek.nn.CategoricalCLUB`).
+    encode_batch
+        With a batch covariate, also give the batch (one-hot) to the specific MLP encoders, as scVI's
+        ``encode_covariates``: an encoder that knows the batch can cancel a batch's shift of the input. The shared
+        encoders do not see it (a batch input is a clean batch signal that CLIP's features then pick up). Cells of
+        a batch the model has not seen are encoded at the training cells' batch frequencies.
 
     Examples
     --------
@@ -166,6 +173,7 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
         n_batch: int = 0,
         batch_weight: float = 1.0,
         batch_estimator: str = "mlp",
+        encode_batch: bool = True,
     ):
         super().__init__()
         for value, allowed, what in ((encoder, ENCODERS, "encoder"), (objective, OBJECTIVES, "objective")):
@@ -188,13 +196,19 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
         if batch_estimator not in ESTIMATORS:
             raise ValueError(f"Unknown batch_estimator {batch_estimator!r}; choose one of {ESTIMATORS}.")
         self.batch_estimator_kind = batch_estimator
+        self.encode_batch = bool(encode_batch)
         # the construction order fixes how the seeded initialisation is drawn: keep it
-        self.shared_encoders = nn.ModuleList([self._encoder(i, n_shared, n_hidden, n_layers) for i in range(2)])
+        self.shared_encoders = nn.ModuleList([self._encoder(i, n_shared, n_hidden, n_layers, False) for i in range(2)])
         self.logit_scale = nn.Parameter(torch.tensor(_INIT_LOGIT_SCALE))
         stage2 = range(2) if self.has_specific else range(0)  # the CLIP-only baseline has no stage-2 networks
         z_norm = _standardizer if standardize_specific else lambda n: nn.Identity()
         self.specific_encoders = nn.ModuleList(
-            [nn.Sequential(self._encoder(i, n_specific, n_hidden, n_layers), z_norm(n_specific)) for i in stage2]
+            [
+                nn.Sequential(
+                    self._encoder(i, n_specific, n_hidden, n_layers, self.encodes_batch(i)), z_norm(n_specific)
+                )
+                for i in stage2
+            ]
         )
         n_rep = n_specific + n_shared
         reconstructs, contrasts = objective in _RECONSTRUCTING, objective in ("factorcl", "infodisen")
@@ -224,14 +238,18 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
         self.batch_estimators = nn.ModuleList([batch_club(n_specific) for _ in stage2 if self.n_batch])
         self.register_buffer("batch_prior", torch.full((self.n_batch,), 1.0 / max(self.n_batch, 1)))
 
-    def _encoder(self, i: int, n_output: int, n_hidden: int, n_layers: int) -> nn.Module:
-        """Encoder of modality ``i``: an MLP, or for a sequence modality the chosen sequence encoder."""
+    def _encoder(self, i: int, n_output: int, n_hidden: int, n_layers: int, with_batch: bool) -> nn.Module:
+        """Encoder of modality ``i``: an MLP (``with_batch``: that also sees the batch), or a sequence encoder."""
         shape = self.sequence_shapes[i]
-        if shape is None:
-            return MLP(self.n_inputs[i], n_output, n_hidden=n_hidden, n_layers=n_layers, dropout=self.dropout)
-        if self.encoder_kind == "transformer":
+        if shape is not None and self.encoder_kind == "transformer":
             return SequenceEncoder(*shape, n_output, dropout=self.dropout)
-        return MLP(self.n_inputs[i] + shape[0], n_output, n_hidden=n_hidden, n_layers=n_layers, dropout=self.dropout)
+        n_input = self.n_inputs[i] + (0 if shape is None else shape[0]) + (self.n_batch if with_batch else 0)
+        return MLP(n_input, n_output, n_hidden=n_hidden, n_layers=n_layers, dropout=self.dropout)
+
+    def encodes_batch(self, i: int) -> bool:
+        """Whether the specific encoder of modality ``i`` sees the batch (an MLP encoder, with ``encode_batch``)."""
+        transformer = self.sequence_shapes[i] is not None and self.encoder_kind == "transformer"
+        return bool(self.n_batch) and self.encode_batch and not transformer
 
     def _estimator(self, n_layers: int, n_hidden: int) -> nn.Module:
         if self.estimator_kind == "mlp":
@@ -316,17 +334,29 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
         r""":math:`\tilde X_i = X_i / r_i`, the input's values in the units that the networks see."""
         return self._values(x, i) * torch.rsqrt(self.input_scale[i] / self.n_inputs[i])
 
-    def _encoder_input(self, x: torch.Tensor, i: int) -> torch.Tensor:
-        scaled = self.scaled(x, i)
-        return scaled if self.sequence_shapes[i] is None else torch.cat([scaled, x[:, self.n_inputs[i] :]], dim=1)
+    def _batch_input(self, batch: torch.Tensor | None, n: int, like: torch.Tensor) -> torch.Tensor:
+        """One-hot ``batch`` (or mixtures), or the training cells' batch frequencies where it is ``None``."""
+        return self.batch_prior.expand(n, -1).to(like.dtype) if batch is None else batch.to(like.dtype)
+
+    def _encoder_input(self, x: torch.Tensor, i: int, batch: torch.Tensor | None = None, with_batch: bool = False):
+        parts = [self.scaled(x, i)]
+        if self.sequence_shapes[i] is not None:
+            parts.append(x[:, self.n_inputs[i] :])
+        if with_batch:
+            parts.append(self._batch_input(batch, len(x), parts[0]))
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
     def shared(self, x: torch.Tensor, i: int) -> torch.Tensor:
         """Shared representation :math:`C_i` of modality ``i`` (0 or 1), L2-normalised."""
         return nn.functional.normalize(self.shared_encoders[i](self._encoder_input(x, i)), dim=1)
 
-    def specific(self, x: torch.Tensor, i: int) -> torch.Tensor:
-        """Specific representation :math:`Z_i` of modality ``i`` (0 or 1)."""
-        return self.specific_encoders[i](self._encoder_input(x, i))
+    def specific(self, x: torch.Tensor, i: int, batch: torch.Tensor | None = None) -> torch.Tensor:
+        """Specific representation :math:`Z_i` of modality ``i`` (0 or 1).
+
+        ``batch``: the cells' one-hot batches, for a specific encoder that sees the batch (:meth:`encodes_batch`);
+        ``None`` encodes them at the training cells' batch frequencies (cells of a batch the model has not seen).
+        """
+        return self.specific_encoders[i](self._encoder_input(x, i, batch, self.encodes_batch(i)))
 
     def _unit(self, i: int) -> torch.Tensor:
         """:math:`r_i`, the scale of modality ``i``'s input in network units."""
@@ -340,7 +370,7 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
         """
         inputs = [z, c]
         if self.n_batch:
-            inputs.append(self.batch_prior.expand(len(z), -1) if batch is None else batch.to(z.dtype))
+            inputs.append(self._batch_input(batch, len(z), z))
         return self.decoders[i](torch.cat(inputs, dim=1))
 
     def reconstruct(self, z: torch.Tensor, c: torch.Tensor, i: int, batch: torch.Tensor | None = None) -> torch.Tensor:
@@ -374,7 +404,7 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
         c = self._fixed_shared(x, c)
         z, dependence, batch_dependence = [None, None], [None, None], [None, None]
         for i in (k for k in range(2) if x[k] is not None):
-            z[i] = self.specific(x[i], i)
+            z[i] = self.specific(x[i], i, batch)
             dependence[i] = self.dependence_term(i, z[i], c[i], c[1 - i])
             if self.n_batch and batch is not None:
                 batch_dependence[i] = self.batch_estimators[i](z[i], batch)
