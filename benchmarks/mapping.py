@@ -5,11 +5,11 @@ the query cells enter as raw counts. The query is the other ``batch`` (``--split
 cells (``--split random``, drawn by the seed).
 
 * Imputation of the query's proteins from its RNA alone, scored per protein by Pearson's r between the imputed and
-  the measured CLR (mean and median over proteins): IndiSeek (``model.impute``), a ridge regression and a 15-NN
-  regression from the RNA principal components (the reference's PCA, applied to the query), and totalVI (trained
-  on reference and query together with the query's proteins missing, as its documentation does it). For IndiSeek
-  also the Spearman correlation between ``model.predictability`` (on the reference's validation cells) and the
-  per-protein r on the query.
+  the measured CLR (mean and median over proteins): IndiSeek (``model.impute``, both estimators), a ridge
+  regression and a 15-NN regression from the RNA principal components (the reference's PCA, applied to the query),
+  and totalVI (trained on reference and query together with the query's proteins missing, as its documentation
+  does it). For IndiSeek also the Spearman correlation between ``model.predictability`` (on the reference's
+  validation cells) and the per-protein r on the query.
 * Annotation (15-NN label transfer, accuracy and macro-F1) from RNA alone: IndiSeek's ``X_indiseek_shared_rna``, the
   RNA PCs, totalVI's latent space; and from both modalities: ``X_indiseek``, the PCs + CLR.
 
@@ -115,18 +115,19 @@ def annotation(ref_rep, query_rep, ref_labels, query_labels) -> dict:
 
 def run_indiseek(reference, query, seed, rna, prot, groupby, measured):
     model = isk.tl.fit(reference, seed=seed, enable_progress_bar=False, n_threads=1)
-    imputed = model.impute(query[rna].copy(), source=rna)
-    r = per_protein_r(imputed.X, measured)
-    table = model.predictability(prot)
-    rows = [
-        {
-            "task": "impute",
-            "method": "indiseek",
-            "mean_r": np.nanmean(r),
-            "median_r": np.nanmedian(r),
-            "spearman_predictability": spearmanr(table["predicted_r2"], r, nan_policy="omit")[0],
-        }
-    ]
+    rows = []
+    for method, name in (("neighbors", "indiseek"), ("marginal", "indiseek_marginal")):
+        r = per_protein_r(model.impute(query[rna].copy(), source=rna, method=method).X, measured)
+        table = model.predictability(prot, method=method)
+        rows.append(
+            {
+                "task": "impute",
+                "method": name,
+                "mean_r": np.nanmean(r),
+                "median_r": np.nanmedian(r),
+                "spearman_predictability": spearmanr(table["predicted_r2"], r, nan_policy="omit")[0],
+            }
+        )
     rna_only = query[rna].copy()
     isk.tl.write_representations(model, rna_only, modality=rna)
     both = query.copy()

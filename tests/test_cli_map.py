@@ -25,10 +25,11 @@ def fitted(tmp_path_factory):
 def test_map_writes_representations_imputation_and_labels(fitted, capsys):
     out = fitted / "mapped.h5mu"
     args = ["map", fitted / "model", fitted / "query.h5mu", "-o", out, "--reference", fitted / "ref.h5mu"]
-    assert main([str(a) for a in [*args, "--labels", "cell_type", "--n-samples", "5"]]) == 0
+    assert main([str(a) for a in [*args, "--labels", "cell_type", "--n-neighbors", "5"]]) == 0
     mapped = md.read_h5mu(out)
     assert sorted(k for k in mapped.obsm if k.startswith("X_")) == ["X_indiseek_shared_rna", "X_indiseek_specific_rna"]
     assert mapped["prot_imputed"].shape == (50, 10) and "std" in mapped["prot_imputed"].layers
+    assert mapped["prot_imputed"].uns["indiseek_imputed"]["n_neighbors"] == 5
     assert set(mapped.obs["cell_type_predicted"]) <= set(md.read_h5mu(fitted / "ref.h5mu").obs["cell_type"])
     assert np.all(mapped.obs["cell_type_predicted_confidence"] > 0)
     assert "from X_indiseek_shared_rna" in capsys.readouterr().out
@@ -40,6 +41,7 @@ def test_map_writes_representations_imputation_and_labels(fitted, capsys):
         (lambda a: a.__setitem__(1, "nowhere"), "holds no saved model"),
         (lambda a: a.extend(["--labels", "typo"]), "--labels 'typo' is not a column"),
         (lambda a: a.__setitem__(2, "missing.h5mu"), "does not exist"),
+        (lambda a: a.extend(["--n-neighbors", "0"]), "`n_neighbors` must be a positive integer"),
     ],
 )
 def test_map_refuses_mistakes_in_one_line_and_writes_nothing(fitted, capsys, change, message):

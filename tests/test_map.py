@@ -3,10 +3,13 @@
 import mudata as md
 import numpy as np
 import pytest
+import torch
 from scipy.stats import pearsonr, spearmanr
 from sklearn.linear_model import RidgeCV
+from sklearn.neighbors import KNeighborsRegressor, NearestNeighbors
 
 import indiseek as isk
+from indiseek.model._imputation import neighbor_decode
 
 KEYS = ("X_indiseek_shared_rna", "X_indiseek_specific_prot", "X_indiseek")
 
@@ -62,17 +65,20 @@ def _true_shared_r2(mdata, train, held_out):
     return np.array([pearsonr(predicted[:, j], clr[held_out, j])[0] ** 2 for j in range(clr.shape[1])])
 
 
-def test_imputation_and_predictability_follow_the_true_shared_share(trained):
+@pytest.mark.parametrize("method", ["neighbors", "marginal"])
+def test_imputation_and_predictability_follow_the_true_shared_share(trained, method):
     model, mdata, train, held_out = trained
     truth = _true_shared_r2(mdata, train, held_out)
-    imputed = model.impute(_raw(held_out)["rna"], source="rna", n_samples=50)
+    imputed = model.impute(_raw(held_out)["rna"], source="rna", method=method, n_samples=50)
+    assert imputed.uns["indiseek_imputed"]["method"] == method
     measured = mdata["prot"].layers["clr"][held_out]
     assert list(imputed.var_names) == list(mdata["prot"].var_names) and (imputed.layers["std"] > 0).all()
     r = np.array([pearsonr(imputed.X[:, j], measured[:, j])[0] for j in range(measured.shape[1])])
-    table = model.predictability("prot", n_samples=50)
+    table = model.predictability("prot", method=method, n_samples=50)
     rho_r, rho_table = spearmanr(r, truth)[0], spearmanr(table["predicted_r2"], truth)[0]
     print(
-        f"per-protein r: mean {r.mean():.3f}; Spearman with the true shared share: r {rho_r:.3f}, table {rho_table:.3f}"
+        f"{method}: per-protein r: mean {r.mean():.3f}; Spearman with the true shared share: r {rho_r:.3f}, "
+        f"table {rho_table:.3f}"
     )
     assert r.mean() > 0.3
     assert rho_r > 0.6 and rho_table > 0.6
@@ -81,12 +87,45 @@ def test_imputation_and_predictability_follow_the_true_shared_share(trained):
     assert ((shares >= 0) & (shares <= 1)).all()
 
 
+def test_neighbor_imputation_is_the_mean_and_spread_of_the_nearest_reconstructions():
+    class Identity(torch.nn.Module):  # a "decoder" that returns its shared input, so the answer is known
+        input_scale = torch.ones(2)
+
+        def decode(self, z, c, t, batch):
+            return c + (0.0 if batch is None else batch.sum(dim=1, keepdim=True))
+
+    rng = np.random.default_rng(0)
+    c_reference, c_query = (torch.as_tensor(rng.normal(size=(n, 3)), dtype=torch.float32) for n in (200, 37))
+    targets = torch.as_tensor(rng.normal(size=(200, 3)), dtype=torch.float32)
+    mean, std = neighbor_decode(Identity(), c_query, c_reference, (targets, targets), 1, 7, lambda d: d * 2, None, 5)
+    expected = KNeighborsRegressor(7).fit(c_reference.numpy(), 2 * targets.numpy()).predict(c_query.numpy())
+    np.testing.assert_allclose(mean, expected, atol=1e-5)
+    rows = NearestNeighbors(n_neighbors=7).fit(c_reference.numpy()).kneighbors(c_query.numpy(), return_distance=False)
+    np.testing.assert_allclose(std, (2 * targets.numpy())[rows].std(axis=1), atol=1e-5)
+    batch = torch.ones(37, 2)  # decoded in each query cell's batch: here a shift of 2 before the units' factor 2
+    shifted, _ = neighbor_decode(Identity(), c_query, c_reference, (targets, targets), 1, 7, lambda d: d * 2, batch)
+    np.testing.assert_allclose(shifted, expected + 4, atol=1e-5)
+
+
+def test_bad_imputation_options_are_refused_before_anything_changes(trained):
+    model, _, _, held_out = trained
+    query = md.MuData({"rna": _raw(held_out[:20])["rna"].copy()})
+    for options, message in (
+        ({"method": "mean"}, "Unknown imputation method 'mean'"),
+        ({"n_neighbors": 0}, "`n_neighbors` must be a positive integer"),
+        ({"n_samples": 2.5}, "`n_samples` must be a positive integer"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            isk.tl.impute(model, query, source="rna", **options)
+        assert list(query.mod) == ["rna"]
+
+
 def test_tl_impute_adds_a_modality_and_refuses_clashes(trained):
     model, _, _, held_out = trained
     rna = _raw(held_out[:60])["rna"].copy()
     rna.var_names = ["protein03", *rna.var_names[1:]]  # a gene named as a protein (CD4 is both) is no obstacle
     query = md.MuData({"rna": rna})
-    isk.tl.impute(model, query, source="rna", n_samples=5)
+    isk.tl.impute(model, query, source="rna")
     assert query["prot_imputed"].shape == (60, 25) and query.n_vars == 2025
     assert list(query["prot_imputed"].var_names) == list(model.adata["prot"].var_names)
     with pytest.raises(ValueError, match="already has a modality 'prot_imputed'"):

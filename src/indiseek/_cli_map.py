@@ -25,7 +25,19 @@ def add_map(commands) -> None:
         default=None,
         help="representation for --labels (default: X_indiseek with both modalities, else the shared one)",
     )
-    mapping.add_argument("--n-samples", type=int, default=100, help="draws per cell for imputation (default: 100)")
+    mapping.add_argument(
+        "--impute-method",
+        choices=("neighbors", "marginal"),
+        default="neighbors",
+        help="imputation: the nearest training cells' reconstructions, or the decoder averaged over drawn specific "
+        "features (default: neighbors)",
+    )
+    mapping.add_argument(
+        "--n-neighbors", type=int, default=15, help="training cells per cell for imputation (default: 15)"
+    )
+    mapping.add_argument(
+        "--n-samples", type=int, default=100, help="draws per cell for --impute-method marginal (default: 100)"
+    )
 
 
 def _paths(args: argparse.Namespace):
@@ -59,7 +71,14 @@ def run_map(args: argparse.Namespace) -> int:
     isk.tl.write_representations(model, query)
     written = [k for k in query.obsm if k.startswith(JOINT_KEY)]
     if len(present) == 1:
-        isk.tl.impute(model, query, source=present[0], n_samples=args.n_samples)
+        isk.tl.impute(
+            model,
+            query,
+            source=present[0],
+            method=args.impute_method,
+            n_neighbors=args.n_neighbors,
+            n_samples=args.n_samples,
+        )
         written.append(f"mod[{[m for m in model.modality_names if m != present[0]][0] + '_imputed'!r}]")
     if args.labels is not None:
         use_rep = args.use_rep or (JOINT_KEY if len(present) == 2 else shared_key(present[0]))

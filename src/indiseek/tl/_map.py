@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import pandas as pd
 from anndata import AnnData
@@ -10,6 +12,7 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from indiseek._constants import JOINT_KEY, shared_key, specific_key
 from indiseek.model import IndiSeek
+from indiseek.model._imputation import check_impute_options
 
 from ._labels import labels_of
 
@@ -97,6 +100,8 @@ def impute(
     mdata: MuData,
     *,
     source: str = "rna",
+    method: Literal["neighbors", "marginal"] = "neighbors",
+    n_neighbors: int = 15,
     n_samples: int = 100,
     key_added: str | None = None,
     seed: int = 0,
@@ -111,12 +116,17 @@ def impute(
         MuData with the ``source`` modality (raw counts, or the model's inputs).
     source
         The measured modality; the model's other modality is imputed (:meth:`IndiSeek.impute` states how).
+    method
+        ``"neighbors"`` (the reconstructions of the nearest training cells in the source's shared space) or
+        ``"marginal"`` (the decoder averaged over drawn specific features), as in :meth:`IndiSeek.impute`.
+    n_neighbors
+        Training cells averaged per cell (``method="neighbors"``).
     n_samples
-        Specific features drawn per cell.
+        Specific features drawn per cell (``method="marginal"``).
     key_added
         Name of the new modality (``None``: ``"<target>_imputed"``). An existing modality of that name is refused.
     seed
-        Seed of the draws.
+        Seed of the draws (``method="marginal"``).
 
     Returns
     -------
@@ -130,7 +140,7 @@ def impute(
     >>> train = isk.datasets.simulated_cite(n_cells=300, n_genes=200, seed=0)
     >>> model = isk.tl.fit(train, n_comps=20, max_epochs_shared=2, max_epochs_specific=2, enable_progress_bar=False)
     >>> query = md.MuData({"rna": isk.datasets.simulated_cite(n_cells=50, n_genes=200, seed=1)["rna"].copy()})
-    >>> isk.tl.impute(model, query, source="rna", n_samples=10)
+    >>> isk.tl.impute(model, query, source="rna")
     >>> query["prot_imputed"].shape
     (50, 25)
     """
@@ -144,8 +154,9 @@ def impute(
     key_added = f"{target[0]}_imputed" if key_added is None else key_added
     if key_added in mdata.mod:
         raise ValueError(f"The MuData already has a modality {key_added!r}; choose another `key_added`.")
+    check_impute_options(method, n_neighbors, n_samples)
     _present_modalities(model, mdata, None)
-    imputed = model.impute(mdata, source=source, n_samples=n_samples, seed=seed)
+    imputed = model.impute(mdata, source=source, method=method, n_neighbors=n_neighbors, n_samples=n_samples, seed=seed)
     _add_modality(mdata, key_added, imputed)
 
 
