@@ -121,9 +121,8 @@ class ModelInference:
 
         ``batch``: one-hot batches of the cells (``None``: decoded at the training cells' batch frequencies).
         """
-        train = np.sort(self.train_indices)
-        train_batch = self._batch_onehot(train)
-        pool = self._encode(self._matrix(None, _KEYS[t])[train], t, "specific", batch=train_batch)
+        x_t, train_batch = self._training_cells(t)
+        pool = self._encode(x_t, t, "specific", batch=train_batch)
         device = self.module.input_scale.device
         generator, to_units = torch.Generator().manual_seed(seed), self._to_feature_units(t)
         means, stds = [], []
@@ -135,6 +134,11 @@ class ModelInference:
             stds.append(std.cpu().numpy())
         n_features = len(self._feature_names(t))
         return tuple(np.concatenate(v) if v else np.zeros((0, n_features), np.float32) for v in (means, stds))
+
+    def _training_cells(self, i: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Modality ``i``'s inputs of the training cells, in order, and their one-hot batches (``None``: no covariate)."""
+        train = np.sort(self.train_indices)
+        return self._dense(self._matrix(None, _KEYS[i]), train), self._batch_onehot(train)
 
     def _check_imputes(self, method: str, n_neighbors: int, n_samples: int) -> None:
         if not len(self.module.decoders):
@@ -150,10 +154,8 @@ class ModelInference:
         t = 1 - s
         if options["method"] == "marginal":
             return self._marginal(c_source, t, options["n_samples"], options["seed"], options["batch_size"], batch)
-        train = np.sort(self.train_indices)
-        train_batch = self._batch_onehot(train)
-        c_reference = self._encode(self._dense(self._matrix(None, _KEYS[s]), train), s, "shared")
-        x_t = self._dense(self._matrix(None, _KEYS[t]), train)
+        x_t, train_batch = self._training_cells(t)
+        c_reference = self._encode(self._training_cells(s)[0], s, "shared")
         reference = (self._encode(x_t, t, "specific", batch=train_batch), self._encode(x_t, t, "shared"))
         return neighbor_decode(
             self.module,

@@ -12,7 +12,6 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from indiseek._constants import JOINT_KEY, shared_key, specific_key
 from indiseek.model import IndiSeek
-from indiseek.model._imputation import check_impute_options
 
 from ._labels import labels_of
 
@@ -154,7 +153,6 @@ def impute(
     key_added = f"{target[0]}_imputed" if key_added is None else key_added
     if key_added in mdata.mod:
         raise ValueError(f"The MuData already has a modality {key_added!r}; choose another `key_added`.")
-    check_impute_options(method, n_neighbors, n_samples)
     _present_modalities(model, mdata, None)
     imputed = model.impute(mdata, source=source, method=method, n_neighbors=n_neighbors, n_samples=n_samples, seed=seed)
     _add_modality(mdata, key_added, imputed)
