@@ -70,6 +70,32 @@ def test_categorical_club_reads_the_batch_information_of_a_representation():
     assert bounds["independent"] < 0.05
 
 
+def test_categorical_club_reads_a_batch_hidden_in_a_direction_of_tiny_variance():
+    torch.manual_seed(1)
+    labels = torch.arange(1200) % 3
+    onehot = torch.nn.functional.one_hot(labels).float()
+    # the batch lives in two coordinates a thousand times smaller than the three that carry the variance
+    hidden = 1e-3 * (onehot[:, :2] * 3 + 0.3 * torch.randn(1200, 2))
+    x = torch.cat([torch.randn(1200, 3), hidden], dim=1)
+    club = CategoricalCLUB(5, 3, n_hidden=16)
+    optimizer = torch.optim.Adam(club.parameters(), lr=1e-2)
+    for _ in range(300):
+        optimizer.zero_grad()
+        club.learning_loss(x[:600], onehot[:600]).backward()
+        optimizer.step()
+    assert float(club(x[600:], onehot[600:])) > 0.8 * np.log(3)
+
+
+def test_stage_one_with_a_batch_covariate_watches_its_infonce():
+    from indiseek.model._module import IndiSeekModule
+    from indiseek.model._trainingplan import IndiSeekTrainingPlan
+
+    plain, batched = (IndiSeekModule(6, 4, n_batch=n, n_hidden=8, n_layers=2) for n in (0, 3))
+    assert IndiSeekTrainingPlan(plain, stage="shared").monitor == "shared_loss_validation"
+    assert IndiSeekTrainingPlan(batched, stage="shared").monitor == "nce_validation"
+    assert IndiSeekTrainingPlan(batched, stage="specific").monitor == "specific_loss_validation"
+
+
 @pytest.fixture(scope="module")
 def batched():
     """Simulated cells in 3 batches, prepared, with a train / held-out split."""

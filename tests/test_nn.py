@@ -1,9 +1,18 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from indiseek.nn import MLP, ContrastiveCritic, GaussianCLUB, MomentsCLUB, orthogonality, symmetric_info_nce
+from indiseek.nn import (
+    MLP,
+    ContrastiveCritic,
+    GaussianCLUB,
+    MomentsCLUB,
+    RunningWhitening,
+    orthogonality,
+    symmetric_info_nce,
+)
 
 
 def test_mlp_counts_linear_layers_and_keeps_signal_scale():
@@ -159,3 +168,25 @@ def test_contrastive_critic_learns_the_pairing_and_stays_at_log_b_without_inform
     assert uninformed > 0.8 * math.log(128)
     with pytest.raises(ValueError, match="temperature"):
         ContrastiveCritic(2, 2, temperature=0)
+
+
+def test_running_whitening_whitens_with_moving_moments_that_the_gradient_does_not_see():
+    torch.manual_seed(0)
+    mixing = torch.tensor([[2.0, 0.0, 0.0], [1.0, 0.1, 0.0], [0.0, 0.05, 0.001]])
+    whiten = RunningWhitening(3, momentum=0.5, eps=1e-9)
+    for _ in range(30):  # the moving averages settle on the moments of the distribution
+        whiten(torch.randn(2000, 3) @ mixing + 5.0)
+    whiten.eval()
+    x = torch.randn(20000, 3) @ mixing + 5.0
+    out = whiten(x)
+    np.testing.assert_allclose(out.mean(dim=0).numpy(), 0.0, atol=0.05)
+    np.testing.assert_allclose(torch.cov(out.T).numpy(), np.eye(3), atol=0.05)
+    # in training mode the output is a linear map of x whose matrix is a constant: the Jacobian is W itself
+    whiten.train()
+    x = torch.randn(50, 3, requires_grad=True)
+    whiten(x).sum().backward()
+    np.testing.assert_allclose(x.grad[0].numpy(), whiten.whitener.sum(dim=1).numpy(), rtol=1e-5)
+    # the eigenvalue floor: with a large eps the smallest direction is no longer blown up to unit variance
+    floored = RunningWhitening(3, momentum=1.0, eps=1.0)
+    z = floored(torch.randn(5000, 3) @ mixing)
+    assert torch.cov(z.T).diagonal().min() < 0.1

@@ -191,7 +191,8 @@ class IndiSeekTrainingPlan(pl.LightningModule):
       CLUB estimators, each on a fresh random batch (or, for ``estimator="moments"``, one closed-form refit on those
       batches together), then one step of the specific encoders, decoders and critics on the objective's loss.
 
-    In stage 1 the weights with the lowest validation loss are kept and restored when the stage ends. Stage 2 keeps
+    In stage 1 the weights with the lowest validation loss (with a batch covariate: the lowest InfoNCE,
+    :attr:`monitored_term`) are kept and restored when the stage ends. Stage 2 keeps
     its last weights: its validation loss contains the CLUB estimate of a moving estimator, which rises while the
     estimator learns even as the true dependence falls, so its minimum tends to pick an untrained encoder.
     A non-finite loss stops training with :class:`NonFiniteLossError` naming the stage and term (stage 1 first
@@ -267,9 +268,19 @@ class IndiSeekTrainingPlan(pl.LightningModule):
         }
 
     @property
+    def monitored_term(self) -> str:
+        """The term whose validation value early stopping and best-weight restoring watch.
+
+        With a batch covariate, stage 1 watches its InfoNCE alone: the batch bounds are read by classifiers that
+        learn as training goes, so their value rises while the batch information falls, as stage 2's CLUB term does.
+        """
+        return "nce" if self.stage == "shared" and self.module.n_batch else "loss"
+
+    @property
     def monitor(self) -> str:
         """Name of the validation metric that early stopping and best-weight restoring watch."""
-        return f"{self.stage}_loss_validation"
+        term = self.monitored_term
+        return f"{self.stage}_loss_validation" if term == "loss" else f"{term}_validation"
 
     def _adam(self, params, lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:
         params = list(params)
@@ -413,7 +424,7 @@ class IndiSeekTrainingPlan(pl.LightningModule):
         n = self._counts["validation"]
         if n == 0:
             return
-        loss = self._sums["validation"]["loss"] / n
+        loss = self._sums["validation"][self.monitored_term] / n
         if self.trainer.world_size > 1:  # every process keeps the same best epoch
             loss = self.trainer.strategy.reduce(loss, reduce_op="mean")
         loss = float(loss)

@@ -5,6 +5,7 @@ from ._critic import ContrastiveCritic
 from ._losses import orthogonality, symmetric_info_nce
 from ._mlp import MLP
 from ._sequence import SequenceEncoder, step_mask
+from ._whitening import RunningWhitening
 
 __all__ = [
     "MLP",
@@ -13,6 +14,7 @@ __all__ = [
     "ContrastiveCritic",
     "GaussianCLUB",
     "MomentsCLUB",
+    "RunningWhitening",
     "SequenceEncoder",
     "orthogonality",
     "step_mask",

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ._mlp import MLP
+from ._whitening import RunningWhitening
 
 #: Bound on the magnitude of the log-variance, so that an estimator that lags behind the encoder cannot make the
 #: bound arbitrarily large or small through the variance alone.
@@ -163,6 +164,10 @@ class CategoricalCLUB(nn.Module):
     :math:`\frac{1}{B}\sum_j \log q(b_j \mid x_i)` in :math:`O(BK)`. The bound is zero when the classifier's output
     does not depend on :math:`x`, and at most :math:`\log K`-sized otherwise.
 
+    With ``whiten=True`` the classifier reads :math:`x` through a :class:`RunningWhitening`, so that it sees the
+    directions in which :math:`x` varies little as clearly as the others, and the encoder cannot hide the category
+    there.
+
     Parameters
     ----------
     n_input
@@ -173,6 +178,8 @@ class CategoricalCLUB(nn.Module):
         Width of the classifier's hidden layers.
     n_layers
         Number of linear layers of the classifier.
+    whiten
+        Read :math:`x` whitened by its running moments (else as it is).
 
     Examples
     --------
@@ -184,20 +191,25 @@ class CategoricalCLUB(nn.Module):
     (torch.Size([]), torch.Size([]))
     """
 
-    def __init__(self, n_input: int, n_categories: int, *, n_hidden: int = 50, n_layers: int = 2):
+    def __init__(self, n_input: int, n_categories: int, *, n_hidden: int = 50, n_layers: int = 2, whiten: bool = True):
         super().__init__()
+        self.whiten = RunningWhitening(n_input) if whiten else nn.Identity()
         self.logits = MLP(n_input, n_categories, n_hidden=n_hidden, n_layers=n_layers)
+
+    def log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        r""":math:`\log q(b \mid x)` for every category (cells x categories), read from the whitened ``x``."""
+        return torch.log_softmax(self.logits(self.whiten(x)), dim=1)
 
     def forward(self, x: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
         """CLUB upper bound on :math:`I(X; B)` for a batch of ``x`` and one-hot categories ``onehot`` (scalar)."""
-        log_q = torch.log_softmax(self.logits(x), dim=1)
+        log_q = self.log_probs(x)
         positive = (log_q * onehot).sum(dim=1)
         negative = log_q @ onehot.mean(dim=0)
         return (positive - negative).mean()
 
     def learning_loss(self, x: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of the classifier (``x`` should be detached from its encoder)."""
-        return -(torch.log_softmax(self.logits(x), dim=1) * onehot).sum(dim=1).mean()
+        return -(self.log_probs(x) * onehot).sum(dim=1).mean()
 
 
 class BatchMomentsCLUB(nn.Module):
