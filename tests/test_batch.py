@@ -10,6 +10,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import indiseek as isk
+from indiseek.model._module import IndiSeekModule
+from indiseek.model._trainingplan import IndiSeekTrainingPlan
 from indiseek.nn import CategoricalCLUB, symmetric_info_nce
 
 BLOCKS = [f"X_indiseek_{kind}_{mod}" for kind in ("shared", "specific") for mod in ("rna", "prot")]
@@ -87,9 +89,6 @@ def test_categorical_club_reads_a_batch_hidden_in_a_direction_of_tiny_variance()
 
 
 def test_stage_one_with_a_batch_covariate_watches_its_infonce():
-    from indiseek.model._module import IndiSeekModule
-    from indiseek.model._trainingplan import IndiSeekTrainingPlan
-
     plain, batched = (IndiSeekModule(6, 4, n_batch=n, n_hidden=8, n_layers=2) for n in (0, 3))
     assert IndiSeekTrainingPlan(plain, stage="shared").monitor == "shared_loss_validation"
     assert IndiSeekTrainingPlan(batched, stage="shared").monitor == "nce_validation"

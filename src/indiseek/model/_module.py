@@ -23,11 +23,12 @@ the input costs the encoder nothing, and adds the CLUB bound of :math:`Z_i`:
     + \frac{\lambda}{2\,E\|X_i\|^2}\,E\|g_i(Z_i, C_i, B) - X_i\|^2,
 
 with :math:`q(b \mid \cdot)` a classifier (:class:`~indiseek.nn.CategoricalCLUB`) fitted by maximum likelihood in
-alternation, in stage 1 as in stage 2; it reads the representation whitened by running moments, so that no direction
-of small variance can hide the batch from it. Stage 1 keeps the weights of the lowest validation InfoNCE. Cells of a
-batch the model has not seen are encoded and decoded at the training cells' batch frequencies. Stage 2 follows scvi-tools' path: :meth:`IndiSeekModule.inference` gives :math:`C`,
-:math:`Z` and the dependence term (the CLUB bound), :meth:`IndiSeekModule.generative` the reconstructions
-:math:`g_i(Z_i, C_i)`, and :meth:`IndiSeekModule.loss` adds the completeness term: ``club + lam / 2 * recon``.
+alternation, in stage 1 as in stage 2. In stage 1 it reads :math:`C_i` whitened by running moments, so that no
+direction of small variance can hide the batch from it, and stage 1 keeps the weights of the lowest validation
+InfoNCE. Cells of a batch the model has not seen are encoded and decoded at the training cells' batch frequencies.
+Stage 2 follows scvi-tools' path: :meth:`IndiSeekModule.inference` gives :math:`C`, :math:`Z` and the dependence term
+(the CLUB bound), :meth:`IndiSeekModule.generative` the reconstructions :math:`g_i(Z_i, C_i)`, and
+:meth:`IndiSeekModule.loss` adds the completeness term: ``club + lam / 2 * recon``.
 """
 
 from __future__ import annotations
@@ -230,18 +231,18 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
         )
         self.register_buffer("input_scale", torch.tensor([float(n) for n in self.n_inputs]))
         with_batch = range(2) if self.n_batch else range(0)
-        batch_club = (
-            (
-                lambda n, whiten: CategoricalCLUB(
-                    n, self.n_batch, n_hidden=n_hidden, n_layers=n_estimator_layers, whiten=whiten
-                )
-            )
-            if batch_estimator == "mlp"
-            else (lambda n, whiten: BatchMomentsCLUB())
+        # only C's classifiers read their input whitened: whitening Z's as well cost Z its own factors on simulated
+        # batches (docs/benchmarks.md, "Batch correction")
+        self.shared_batch_estimators = nn.ModuleList(
+            [self._batch_estimator(n_shared, n_estimator_layers, n_hidden, whiten=True) for _ in with_batch]
         )
-        # C is whitened for its classifier; Z is standardised already (`standardize_specific`)
-        self.shared_batch_estimators = nn.ModuleList([batch_club(n_shared, True) for _ in with_batch])
-        self.batch_estimators = nn.ModuleList([batch_club(n_specific, False) for _ in stage2 if self.n_batch])
+        self.batch_estimators = nn.ModuleList(
+            [
+                self._batch_estimator(n_specific, n_estimator_layers, n_hidden, whiten=False)
+                for _ in stage2
+                if self.n_batch
+            ]
+        )
         self.register_buffer("batch_prior", torch.full((self.n_batch,), 1.0 / max(self.n_batch, 1)))
 
     def _encoder(self, i: int, n_output: int, n_hidden: int, n_layers: int, with_batch: bool) -> nn.Module:
@@ -261,6 +262,11 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
         if self.estimator_kind == "mlp":
             return GaussianCLUB(self.n_shared, self.n_specific, n_hidden=n_hidden, n_layers=n_layers)
         return MomentsCLUB(self.n_shared, self.n_specific)
+
+    def _batch_estimator(self, n_input: int, n_layers: int, n_hidden: int, *, whiten: bool) -> nn.Module:
+        if self.batch_estimator_kind == "mlp":
+            return CategoricalCLUB(n_input, self.n_batch, n_hidden=n_hidden, n_layers=n_layers, whiten=whiten)
+        return BatchMomentsCLUB()
 
     # ----------------------------------------------------------------------------------------- parameters
     @property
