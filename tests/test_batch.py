@@ -80,6 +80,7 @@ def test_categorical_club_reads_a_batch_hidden_in_a_direction_of_tiny_variance()
     hidden = 1e-3 * (onehot[:, :2] * 3 + 0.3 * torch.randn(1200, 2))
     x = torch.cat([torch.randn(1200, 3), hidden], dim=1)
     club = CategoricalCLUB(5, 3, n_hidden=16)
+    club.observe(x[:600])
     optimizer = torch.optim.Adam(club.parameters(), lr=1e-2)
     for _ in range(300):
         optimizer.zero_grad()
@@ -93,6 +94,18 @@ def test_stage_one_with_a_batch_covariate_watches_its_infonce():
     assert IndiSeekTrainingPlan(plain, stage="shared").monitor == "shared_loss_validation"
     assert IndiSeekTrainingPlan(batched, stage="shared").monitor == "nce_validation"
     assert IndiSeekTrainingPlan(batched, stage="specific").monitor == "specific_loss_validation"
+
+
+def test_stage_one_updates_the_whitening_once_per_batch_of_cells():
+    mdata = isk.datasets.simulated_cite(n_cells=300, n_genes=60, n_batches=3, seed=0)
+    isk.pp.prepare(mdata, n_comps=10)
+    model = isk.tl.fit(
+        mdata, batch_key="batch", train_indices=np.arange(300), batch_size=64, n_hidden=16, n_layers=2,
+        max_epochs_shared=2, max_epochs_specific=1, seed=0, **QUIET,
+    )
+    # 5 batches of cells an epoch (300 = 4 x 64 + 44), each read by 5 classifier steps and one encoder step
+    for club in model.module.shared_batch_estimators:
+        assert int(club.whiten.n_updates) == 2 * 5
 
 
 @pytest.fixture(scope="module")

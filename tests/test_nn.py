@@ -175,18 +175,21 @@ def test_running_whitening_whitens_with_moving_moments_that_the_gradient_does_no
     mixing = torch.tensor([[2.0, 0.0, 0.0], [1.0, 0.1, 0.0], [0.0, 0.05, 0.001]])
     whiten = RunningWhitening(3, momentum=0.5, eps=1e-9)
     for _ in range(30):  # the moving averages settle on the moments of the distribution
-        whiten(torch.randn(2000, 3) @ mixing + 5.0)
-    whiten.eval()
+        whiten.update(torch.randn(2000, 3) @ mixing + 5.0)
     x = torch.randn(20000, 3) @ mixing + 5.0
     out = whiten(x)
+    whiten.update(x[:1])  # a single cell has no covariance: nothing changes
+    assert int(whiten.n_updates) == 30
     np.testing.assert_allclose(out.mean(dim=0).numpy(), 0.0, atol=0.05)
     np.testing.assert_allclose(torch.cov(out.T).numpy(), np.eye(3), atol=0.05)
-    # in training mode the output is a linear map of x whose matrix is a constant: the Jacobian is W itself
-    whiten.train()
+    # the output is a linear map of x whose matrix is a constant: the Jacobian is W itself, and reading x changes nothing
     x = torch.randn(50, 3, requires_grad=True)
     whiten(x).sum().backward()
     np.testing.assert_allclose(x.grad[0].numpy(), whiten.whitener.sum(dim=1).numpy(), rtol=1e-5)
+    assert int(whiten.n_updates) == 30
     # the eigenvalue floor: with a large eps the smallest direction is no longer blown up to unit variance
     floored = RunningWhitening(3, momentum=1.0, eps=1.0)
-    z = floored(torch.randn(5000, 3) @ mixing)
+    z = torch.randn(5000, 3) @ mixing
+    floored.update(z)
+    z = floored(z)
     assert torch.cov(z.T).diagonal().min() < 0.1

@@ -383,6 +383,7 @@ class IndiSeekTrainingPlan(pl.LightningModule):
         if estimator_optimizer is not None:  # the batch classifiers first, on the same cells, as in stage 2
             with torch.no_grad():
                 c = (self.module.shared(batch["x1"], 0), self.module.shared(batch["x2"], 1))
+            self.module.observe_shared(c)  # once per batch: the steps below and the encoder's read the same cells
             for _ in range(self.n_estimator_steps):
                 nll = self.module.shared_estimator_loss(c, batch[BATCH_KEY])
                 self._check_finite({"estimator_nll": nll.detach()})

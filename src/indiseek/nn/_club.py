@@ -196,6 +196,14 @@ class CategoricalCLUB(nn.Module):
         self.whiten = RunningWhitening(n_input) if whiten else nn.Identity()
         self.logits = MLP(n_input, n_categories, n_hidden=n_hidden, n_layers=n_layers)
 
+    def observe(self, x: torch.Tensor) -> None:
+        """Update the whitening's running moments with a training batch ``x`` (nothing to do without whitening).
+
+        Call it once per batch of cells, before the classifier's steps on them.
+        """
+        if isinstance(self.whiten, RunningWhitening):
+            self.whiten.update(x)
+
     def log_probs(self, x: torch.Tensor) -> torch.Tensor:
         r""":math:`\log q(b \mid x)` for every category (cells x categories), read from the whitened ``x``."""
         return torch.log_softmax(self.logits(self.whiten(x)), dim=1)

@@ -10,8 +10,10 @@ class RunningWhitening(nn.Module):
     r"""Centre and whiten by running estimates of the mean and covariance: :math:`(x - \mu)\,W`.
 
     :math:`W = (\Sigma + \epsilon \bar\sigma^2 I)^{-1/2}`, with :math:`\Sigma` and :math:`\mu` exponential moving
-    averages of the batches seen in training mode, and :math:`\bar\sigma^2` the mean eigenvalue of :math:`\Sigma`.
-    The moments and :math:`W` are constants for the gradient: the output is a fixed linear map of ``x`` per step.
+    averages of the batches passed to :meth:`update`, and :math:`\bar\sigma^2` the mean eigenvalue of :math:`\Sigma`.
+    The moments and :math:`W` are constants for the gradient: the output is a fixed linear map of ``x``. Calling the
+    module never changes the moments, so a training step that reads the same cells several times (an adversary's
+    steps, then its encoder's) updates them once, where it chooses.
 
     An adversarial classifier that reads a representation through this map sees the directions in which the
     representation varies little as clearly as the others; without it, an encoder can keep information (a batch) in
@@ -33,6 +35,7 @@ class RunningWhitening(nn.Module):
     >>> from indiseek.nn import RunningWhitening
     >>> whiten = RunningWhitening(3, momentum=1.0, eps=1e-6)
     >>> x = torch.randn(500, 3) * torch.tensor([1.0, 0.1, 0.01])
+    >>> whiten.update(x)
     >>> torch.cov(whiten(x).T).diagonal().round(decimals=2)
     tensor([1., 1., 1.])
     """
@@ -47,7 +50,13 @@ class RunningWhitening(nn.Module):
 
     @torch.no_grad()
     def update(self, x: torch.Tensor) -> None:
-        """Move the running moments towards those of ``x`` (cells x features) and recompute :math:`W`."""
+        """Move the running moments towards those of ``x`` (cells x features) and recompute :math:`W`.
+
+        A batch of fewer than two cells has no covariance and leaves the moments as they are.
+        """
+        if len(x) < 2:
+            return
+        x = x.detach()
         weight = 1.0 if int(self.n_updates) == 0 else self.momentum
         self.mean.lerp_(x.mean(dim=0), weight)
         self.cov.lerp_(torch.cov(x.T, correction=1).reshape(self.cov.shape), weight)
@@ -58,7 +67,5 @@ class RunningWhitening(nn.Module):
         self.whitener.copy_((vectors * values.rsqrt()) @ vectors.T)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        r""":math:`(x - \mu) W`; in training mode with more than one cell, after updating the moments with ``x``."""
-        if self.training and len(x) > 1:
-            self.update(x.detach())
+        r""":math:`(x - \mu) W` with the current moments (the identity before the first :meth:`update`)."""
         return (x - self.mean) @ self.whitener
