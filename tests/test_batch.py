@@ -1,6 +1,7 @@
 """Batch covariates: simulated batch effects with known truth, batch-free representations, save/load, bad input."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from _snapshot import changes, snapshot
@@ -186,3 +187,22 @@ def test_cli_names_a_missing_batch_key(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "`batch_key='donor'` is not a column" in err and "Traceback" not in err
     assert not (tmp_path / "out.h5mu").exists()
+
+
+def test_batch_study_compares_every_method_with_the_unintegrated_representation(monkeypatch):
+    from indiseek.benchmarks import batch as study
+
+    mdata = isk.datasets.simulated_cite(n_cells=120, n_genes=60, n_batches=2, seed=0)
+    isk.pp.prepare(mdata, n_comps=10)
+    calls = []
+
+    def fake_scores(embeddings, batch, labels, reference):
+        calls.append((sorted(embeddings), reference))
+        return pd.DataFrame({"Batch correction": 0.5, "Bio conservation": 0.5}, index=list(embeddings))
+
+    monkeypatch.setattr(study, "representations", lambda mdata, method, **_: {"joint": np.ones((mdata.n_obs, 2))})
+    monkeypatch.setattr(study, "scib_scores", fake_scores)
+    runs = study.run_batch(mdata, batch_key="batch", label_key="cell_type", methods=["indiseek_batch"], seeds=[0])
+    # the principal-component regression's reference is the raw PCs + CLR even when they are not scored themselves
+    assert calls == [(["indiseek_batch|joint", "raw|joint"], "raw|joint")]
+    assert runs["method"].tolist() == ["indiseek_batch"]

@@ -174,8 +174,8 @@ def run_batch(
             ).items():
                 embeddings[f"{method}|{rep}"] = value
             seconds[method] = round(time.perf_counter() - start, 1)
-        reference = "raw|joint" if "raw" in methods else next(iter(embeddings))
-        if "raw|joint" not in embeddings:
+        reference = "raw|joint"  # the unintegrated representation, scored or not
+        if reference not in embeddings:
             embeddings["raw|joint"] = representations(mdata, "raw", batch_key=batch_key, seed=seed, fit_kwargs={})[
                 "joint"
             ]
