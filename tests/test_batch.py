@@ -101,8 +101,16 @@ def test_stage_one_updates_the_whitening_once_per_batch_of_cells():
     mdata = isk.datasets.simulated_cite(n_cells=300, n_genes=60, n_batches=3, seed=0)
     isk.pp.prepare(mdata, n_comps=10)
     model = isk.tl.fit(
-        mdata, batch_key="batch", train_indices=np.arange(300), batch_size=64, n_hidden=16, n_layers=2,
-        max_epochs_shared=2, max_epochs_specific=1, seed=0, **QUIET,
+        mdata,
+        batch_key="batch",
+        train_indices=np.arange(300),
+        batch_size=64,
+        n_hidden=16,
+        n_layers=2,
+        max_epochs_shared=2,
+        max_epochs_specific=1,
+        seed=0,
+        **QUIET,
     )
     # 5 batches of cells an epoch (300 = 4 x 64 + 44), each read by 5 classifier steps and one encoder step
     for club in model.module.shared_batch_estimators:
