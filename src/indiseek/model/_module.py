@@ -23,9 +23,10 @@ the input costs the encoder nothing, and adds the CLUB bound of :math:`Z_i`:
     + \frac{\lambda}{2\,E\|X_i\|^2}\,E\|g_i(Z_i, C_i, B) - X_i\|^2,
 
 with :math:`q(b \mid \cdot)` a classifier (:class:`~indiseek.nn.CategoricalCLUB`) fitted by maximum likelihood in
-alternation, in stage 1 as in stage 2. In stage 1 it reads :math:`C_i` whitened by running moments, so that no
-direction of small variance can hide the batch from it, and stage 1 keeps the weights of the lowest validation
-InfoNCE. Cells of a batch the model has not seen are encoded and decoded at the training cells' batch frequencies.
+alternation, in stage 1 as in stage 2. In stage 1 it reads :math:`C_i` whitened by running moments (updated once per
+batch of cells), so that no direction of small variance can hide the batch from it, and stage 1 keeps the weights of
+the lowest validation InfoNCE. Cells of a batch the model has not seen are encoded and decoded at the training cells'
+batch frequencies.
 Stage 2 follows scvi-tools' path: :meth:`IndiSeekModule.inference` gives :math:`C`, :math:`Z` and the dependence term
 (the CLUB bound), :meth:`IndiSeekModule.generative` the reconstructions :math:`g_i(Z_i, C_i)`, and
 :meth:`IndiSeekModule.loss` adds the completeness term: ``club + lam / 2 * recon``.
