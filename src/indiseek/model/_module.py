@@ -179,11 +179,14 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
         encode_batch: bool = True,
     ):
         super().__init__()
-        for value, allowed, what in ((encoder, ENCODERS, "encoder"), (objective, OBJECTIVES, "objective")):
+        for value, allowed, what in (
+            (encoder, ENCODERS, "encoder"),
+            (objective, OBJECTIVES, "objective"),
+            (estimator, ESTIMATORS, "estimator"),
+            (batch_estimator, ESTIMATORS, "batch_estimator"),
+        ):
             if value not in allowed:
                 raise ValueError(f"Unknown {what} {value!r}; choose one of {allowed}.")
-        if estimator not in ESTIMATORS:
-            raise ValueError(f"Unknown estimator {estimator!r}; choose one of {ESTIMATORS}.")
         self.n_inputs = (n_input1, n_input2)
         self.sequence_shapes = tuple(None if s is None else (int(s[0]), int(s[1])) for s in sequence_shapes)
         for n, shape in zip(self.n_inputs, self.sequence_shapes, strict=True):
@@ -196,11 +199,17 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
         self.modality_names = tuple(modality_names)
         self.n_batch = int(n_batch) if n_batch > 1 else 0
         self.batch_weight = float(batch_weight)
-        if batch_estimator not in ESTIMATORS:
-            raise ValueError(f"Unknown batch_estimator {batch_estimator!r}; choose one of {ESTIMATORS}.")
         self.batch_estimator_kind = batch_estimator
         self.encode_batch = bool(encode_batch)
-        # the construction order fixes how the seeded initialisation is drawn: keep it
+        self.register_buffer("input_scale", torch.tensor([float(n) for n in self.n_inputs]))
+        self.register_buffer("batch_prior", torch.full((self.n_batch,), 1.0 / max(self.n_batch, 1)))
+        self._build_networks(n_hidden, n_layers, n_estimator_layers, temperature, standardize_specific)
+
+    def _build_networks(
+        self, n_hidden: int, n_layers: int, n_estimator_layers: int, temperature: float, standardize_specific: bool
+    ) -> None:
+        """Encoders, decoders, critics and estimators, in the order that fixes how a seeded initialisation is drawn."""
+        n_shared, n_specific, objective = self.n_shared, self.n_specific, self.objective
         self.shared_encoders = nn.ModuleList([self._encoder(i, n_shared, n_hidden, n_layers, False) for i in range(2)])
         self.logit_scale = nn.Parameter(torch.tensor(_INIT_LOGIT_SCALE))
         stage2 = range(2) if self.has_specific else range(0)  # the CLIP-only baseline has no stage-2 networks
@@ -230,7 +239,6 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
         self.estimators = nn.ModuleList(
             [self._estimator(n_estimator_layers, n_hidden) for _ in stage2 if self.uses_club]
         )
-        self.register_buffer("input_scale", torch.tensor([float(n) for n in self.n_inputs]))
         with_batch = range(2) if self.n_batch else range(0)
         # only C's classifiers read their input whitened: whitening Z's as well cost Z its own factors on simulated
         # batches (docs/benchmarks.md, "Batch correction")
@@ -244,7 +252,6 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
                 if self.n_batch
             ]
         )
-        self.register_buffer("batch_prior", torch.full((self.n_batch,), 1.0 / max(self.n_batch, 1)))
 
     def _encoder(self, i: int, n_output: int, n_hidden: int, n_layers: int, with_batch: bool) -> nn.Module:
         """Encoder of modality ``i``: an MLP (``with_batch``: that also sees the batch), or a sequence encoder."""

@@ -82,13 +82,10 @@ class LossTerms:
         r"""The CLUB estimator's condition, as in :meth:`dependence_term`: :math:`C_{3-i}` (IndiSeek) or :math:`C_i`."""
         return c_other if self.objective == "indiseek" else c_own
 
-    @torch.no_grad()
     def observe_shared(self, c: tuple[torch.Tensor, torch.Tensor]) -> None:
-        """Update the stage-1 batch classifiers' whitening moments with a training batch of shared features ``c``."""
+        """Show the stage-1 batch estimators a training batch of shared features ``c`` (their running moments)."""
         for i in range(2):
-            observe = getattr(self.shared_batch_estimators[i], "observe", None)
-            if observe is not None:
-                observe(c[i])
+            self.shared_batch_estimators[i].observe(c[i])
 
     def shared_estimator_loss(self, c: tuple[torch.Tensor, torch.Tensor], batch: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of the stage-1 batch classifiers on fixed shared features ``c`` (:math:`C_1, C_2`)."""

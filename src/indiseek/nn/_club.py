@@ -239,6 +239,9 @@ class BatchMomentsCLUB(nn.Module):
     (True, True)
     """
 
+    def observe(self, x: torch.Tensor) -> None:
+        """Nothing to track: the moments are those of the batch the bound is evaluated on."""
+
     def forward(self, x: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
         """CLUB upper bound on :math:`I(X; B)` from the moments of ``x`` within each category of ``onehot``."""
         counts = onehot.sum(dim=0)
