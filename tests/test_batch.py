@@ -147,6 +147,13 @@ def test_batch_key_makes_the_representations_batch_free(batched, tmp_path):
     for key in BLOCKS:  # chance is 1/3; docs/benchmarks.md has the full-length fits
         assert after[key] < min(before[key] - 0.1, 0.75), (key, before, after)
     assert with_key.uns["indiseek"]["batch_key"] == "batch"
+    # the specific features are standardised within each batch: at inference, on the training cells, exactly
+    codes = with_key.obs["batch"].cat.codes.to_numpy()[model.train_indices]
+    for mod in ("rna", "prot"):
+        z = with_key.obsm[f"X_indiseek_specific_{mod}"][model.train_indices]
+        for b in range(3):
+            np.testing.assert_allclose(z[codes == b].mean(0), 0.0, atol=1e-3)
+            np.testing.assert_allclose(z[codes == b].std(0, ddof=1), 1.0, atol=1e-3)
     # save / load keeps the covariate; a query is encoded in its own batches, as the reference's cells were
     model.save(tmp_path / "model", save_anndata=False)
     loaded = isk.IndiSeek.load(str(tmp_path / "model"), adata=with_key)

@@ -6,6 +6,7 @@ import torch
 
 from indiseek.nn import (
     MLP,
+    BatchwiseStandardization,
     ContrastiveCritic,
     GaussianCLUB,
     MomentsCLUB,
@@ -193,3 +194,30 @@ def test_running_whitening_whitens_with_moving_moments_that_the_gradient_does_no
     floored.update(z)
     z = floored(z)
     assert torch.cov(z.T).diagonal().min() < 0.1
+
+
+def test_batchwise_standardization_uses_each_batchs_own_moments():
+    torch.manual_seed(0)
+    norm = BatchwiseStandardization(2, n_batch=3, momentum=0.5, min_cells=16)
+    codes = torch.cat([torch.zeros(100), torch.ones(50), torch.full((5,), 2)]).long()
+    onehot = torch.nn.functional.one_hot(codes, 3).float()
+    shift, scale = torch.tensor([[0.0, 0.0], [4.0, -2.0], [9.0, 9.0]]), torch.tensor([[1.0, 1.0], [3.0, 0.5], [1, 1]])
+    z = torch.randn(155, 2) * scale[codes] + shift[codes]
+    out = norm(z, onehot)
+    for b in (0, 1):  # batches with enough cells: standardised by their own minibatch moments
+        np.testing.assert_allclose(out[codes == b].mean(0).detach().numpy(), 0.0, atol=1e-5)
+        np.testing.assert_allclose(out[codes == b].std(0, unbiased=False).detach().numpy(), 1.0, rtol=1e-4)
+    # 5 cells of batch 2 (under min_cells): standardised by its running moments as they were (0 and 1)
+    torch.testing.assert_close(out[codes == 2], z[codes == 2])
+    # every batch with two cells or more moved its running moments half of the way (momentum 0.5)
+    torch.testing.assert_close(norm.running_mean[2], 0.5 * z[codes == 2].mean(0))
+    torch.testing.assert_close(norm.running_mean[1], 0.5 * z[codes == 1].mean(0))
+    # calibrate sets the moments exactly; at inference a mixture row uses the mixture's mean and variance
+    norm.calibrate(onehot.T.double() @ z.double(), onehot.T.double() @ z.double() ** 2, onehot.sum(0))
+    torch.testing.assert_close(norm.running_var[1], z[codes == 1].var(0))
+    norm.eval()
+    np.testing.assert_allclose(norm(z, onehot)[codes == 1].std(0).numpy(), 1.0, rtol=1e-4)
+    half = torch.tensor([[0.5, 0.5, 0.0]])  # an equal mixture of batches 0 and 1 (cells of an unseen batch)
+    mean, var = norm.running_mean[:2], norm.running_var[:2]
+    mixture_var = var.mean(0) + 0.25 * (mean[0] - mean[1]) ** 2
+    torch.testing.assert_close(norm(z[:1], half), (z[:1] - mean.mean(0)) / mixture_var.sqrt())

@@ -15,7 +15,9 @@ what the representations know about the batch, with the same machinery. Stage 1 
 cells of its own batch, so that what tells batches apart does not help to find the pair, and adds the CLUB bound
 of each :math:`C_i` on the batch. Stage 2 lets the specific encoders and the decoders see the batch
 (:math:`Z_i = h_i(X_i, B)`, as scVI's encoders with ``encode_covariates``), so that cancelling a batch's shift of
-the input costs the encoder nothing, and adds the CLUB bound of :math:`Z_i`:
+the input costs the encoder nothing, standardises each coordinate of :math:`Z_i` within each batch (every batch
+then has the same mean and variance along every direction of :math:`Z_i`), and adds the CLUB bound of
+:math:`Z_i`, which sees what the standardisation leaves:
 
 .. math::
     \mathrm{InfoNCE}_B(C_1, C_2) + \beta \sum_i \mathrm{CLUB}(C_i; B), \qquad
@@ -44,6 +46,7 @@ from indiseek._constants import BATCH_KEY, ENCODERS, ESTIMATORS, OBJECTIVES, X1_
 from indiseek.nn import (
     MLP,
     BatchMomentsCLUB,
+    BatchwiseStandardization,
     CategoricalCLUB,
     ContrastiveCritic,
     GaussianCLUB,
@@ -119,7 +122,9 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
         Temperature of the InfoNCE completeness term (``"factorcl"``, ``"infodisen"``).
     standardize_specific
         Batch-normalise :math:`Z_i` (no affine parameters), so that the encoder cannot inflate the scale of
-        :math:`Z_i` to outrun the estimator; :math:`g_i` undoes any scale it needs.
+        :math:`Z_i` to outrun the estimator; :math:`g_i` undoes any scale it needs. With a batch covariate, each
+        batch is standardised by its own moments (:class:`~indiseek.nn.BatchwiseStandardization`), set after
+        stage 2 from the encoders' outputs at inference (:meth:`calibrate_specific`).
     encoder
         Encoder of sequence modalities: ``"mlp"`` (an MLP over the flattened steps and their validity indicators)
         or ``"transformer"`` (:class:`~indiseek.nn.SequenceEncoder`). Flat modalities always use MLPs.
@@ -213,7 +218,7 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
         self.shared_encoders = nn.ModuleList([self._encoder(i, n_shared, n_hidden, n_layers, False) for i in range(2)])
         self.logit_scale = nn.Parameter(torch.tensor(_INIT_LOGIT_SCALE))
         stage2 = range(2) if self.has_specific else range(0)  # the CLIP-only baseline has no stage-2 networks
-        z_norm = _standardizer if standardize_specific else lambda n: nn.Identity()
+        z_norm = self._specific_norm if standardize_specific else lambda n: nn.Identity()
         self.specific_encoders = nn.ModuleList(
             [
                 nn.Sequential(
@@ -252,6 +257,10 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
                 if self.n_batch
             ]
         )
+
+    def _specific_norm(self, n: int) -> nn.Module:
+        """Standardisation of :math:`Z_i`: per coordinate, and within each batch where there is a batch covariate."""
+        return BatchwiseStandardization(n, self.n_batch) if self.n_batch else _standardizer(n)
 
     def _encoder(self, i: int, n_output: int, n_hidden: int, n_layers: int, with_batch: bool) -> nn.Module:
         """Encoder of modality ``i``: an MLP (``with_batch``: that also sees the batch), or a sequence encoder."""
@@ -376,7 +385,33 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
         ``batch``: the cells' one-hot batches, for a specific encoder that sees the batch (:meth:`encodes_batch`);
         ``None`` encodes them at the training cells' batch frequencies (cells of a batch the model has not seen).
         """
-        return self.specific_encoders[i](self._encoder_input(x, i, batch, self.encodes_batch(i)))
+        encoder, norm = self.specific_encoders[i]
+        z = encoder(self._encoder_input(x, i, batch, self.encodes_batch(i)))
+        if isinstance(norm, BatchwiseStandardization):
+            return norm(z, self._batch_input(batch, len(z), z))
+        return norm(z)
+
+    @torch.no_grad()
+    def calibrate_specific(self, x: tuple, batch: torch.Tensor, chunk: int = 4096) -> None:
+        """Set the per-batch moments that standardise :math:`Z_i` from the encoders' outputs at inference.
+
+        ``x``: the training cells' inputs of both modalities; ``batch``: their one-hot batches. Without a batch
+        covariate (plain batch normalisation) nothing changes.
+        """
+        was_training = self.training
+        self.eval()
+        for i, (encoder, norm) in enumerate(self.specific_encoders):
+            if not isinstance(norm, BatchwiseStandardization):
+                continue
+            sums = squares = counts = 0
+            for start in range(0, len(x[i]), chunk):
+                xb = x[i][start : start + chunk].to(self.input_scale.device)
+                bb = batch[start : start + chunk].to(xb)
+                z = encoder(self._encoder_input(xb, i, bb, self.encodes_batch(i))).double()
+                weights = bb.double()
+                sums, squares, counts = sums + weights.T @ z, squares + weights.T @ z**2, counts + weights.sum(0)
+            norm.calibrate(sums, squares, counts)
+        self.train(was_training)
 
     def _unit(self, i: int) -> torch.Tensor:
         """:math:`r_i`, the scale of modality ``i``'s input in network units."""

@@ -52,6 +52,9 @@ class StageTraining:
         )
         with interrupt.catching():
             runner()
+        if stage == "specific" and "batch" in tensors:
+            train = split["train_idx"]
+            self.module.calibrate_specific((tensors["x1"][train], tensors["x2"][train]), tensors["batch"][train])
         if stage not in self.trained_stages_:
             self.trained_stages_.append(stage)
         if interrupt.requested:

@@ -5,11 +5,13 @@ from ._critic import ContrastiveCritic
 from ._losses import orthogonality, symmetric_info_nce
 from ._mlp import MLP
 from ._sequence import SequenceEncoder, step_mask
+from ._standardization import BatchwiseStandardization
 from ._whitening import RunningWhitening
 
 __all__ = [
     "MLP",
     "BatchMomentsCLUB",
+    "BatchwiseStandardization",
     "CategoricalCLUB",
     "ContrastiveCritic",
     "GaussianCLUB",
