@@ -147,13 +147,6 @@ def test_batch_key_makes_the_representations_batch_free(batched, tmp_path):
     for key in BLOCKS:  # chance is 1/3; docs/benchmarks.md has the full-length fits
         assert after[key] < min(before[key] - 0.1, 0.75), (key, before, after)
     assert with_key.uns["indiseek"]["batch_key"] == "batch"
-    # the specific features are standardised within each batch: at inference, on the training cells, exactly
-    codes = with_key.obs["batch"].cat.codes.to_numpy()[model.train_indices]
-    for mod in ("rna", "prot"):
-        z = with_key.obsm[f"X_indiseek_specific_{mod}"][model.train_indices]
-        for b in range(3):
-            np.testing.assert_allclose(z[codes == b].mean(0), 0.0, atol=1e-3)
-            np.testing.assert_allclose(z[codes == b].std(0, ddof=1), 1.0, atol=1e-3)
     # save / load keeps the covariate; a query is encoded in its own batches, as the reference's cells were
     model.save(tmp_path / "model", save_anndata=False)
     loaded = isk.IndiSeek.load(str(tmp_path / "model"), adata=with_key)
@@ -175,6 +168,24 @@ def test_batch_key_makes_the_representations_batch_free(batched, tmp_path):
     assert np.abs(prior[10:] - mixed[10:]).max() > 1e-3  # the batch input matters
     imputed = loaded.impute(query, source="rna", n_samples=10)
     assert imputed.shape == (len(held_out), 25) and np.isfinite(imputed.X).all()
+
+
+def test_within_batch_standardization_takes_the_batch_means_out_of_the_specific_features(batched):
+    mdata, train, held_out = batched
+    options = {"train_indices": train, "lam": 100.0, "max_epochs_specific": 150, "seed": 0, **QUIET}
+    model = isk.tl.fit(mdata := mdata.copy(), batch_key="batch", standardize_specific="within_batch", **options)
+    # at inference, on the training cells, every batch has mean 0 and variance 1 along every coordinate, exactly
+    codes = mdata.obs["batch"].cat.codes.to_numpy()
+    for mod in ("rna", "prot"):
+        z = mdata.obsm[f"X_indiseek_specific_{mod}"]
+        for b in range(3):
+            cells = model.train_indices[codes[model.train_indices] == b]
+            np.testing.assert_allclose(z[cells].mean(0), 0.0, atol=1e-3)
+            np.testing.assert_allclose(z[cells].std(0, ddof=1), 1.0, atol=1e-3)
+    accuracy = _batch_accuracy(mdata, train, held_out)
+    assert max(accuracy["X_indiseek_specific_rna"], accuracy["X_indiseek_specific_prot"]) < 0.45, accuracy
+    with pytest.raises(ValueError, match="within_batch"):
+        isk.IndiSeek(mdata, standardize_specific="per_batch")
 
 
 def test_bad_batch_keys_are_refused_and_change_nothing(tiny):

@@ -83,6 +83,10 @@ class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
         Temperature of the InfoNCE completeness term of ``"factorcl"`` and ``"infodisen"``.
     standardize_specific
         Batch-normalise the specific representations (guards the CLUB min-max against scale inflation).
+        ``"within_batch"`` (with ``batch_key``): standardise each batch by its own moments, which removes every
+        difference between the batches' means and variances from the specific representations, including those
+        that come from different cell-type proportions; suited to batches that hold the same populations
+        (:doc:`/benchmarks`, "Batch correction").
     encoder
         Encoder of sequence modalities (built by :func:`indiseek.data.from_arrays` from ``(n, T, d)`` arrays):
         ``"mlp"`` over the flattened steps, or ``"transformer"`` (:class:`~indiseek.nn.SequenceEncoder`, the
@@ -150,7 +154,7 @@ class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
         objective: Literal["indiseek", "indiseek_noswitch", "factorcl", "infodisen", "clip"] = "indiseek",
         estimator: Literal["mlp", "moments"] = "mlp",
         temperature: float = 0.07,
-        standardize_specific: bool = True,
+        standardize_specific: bool | Literal["within_batch"] = True,
         encoder: Literal["mlp", "transformer"] = "mlp",
         preset: Literal["auto", "paper"] = "auto",
         batch_weight: float = 1.0,

@@ -15,9 +15,8 @@ what the representations know about the batch, with the same machinery. Stage 1 
 cells of its own batch, so that what tells batches apart does not help to find the pair, and adds the CLUB bound
 of each :math:`C_i` on the batch. Stage 2 lets the specific encoders and the decoders see the batch
 (:math:`Z_i = h_i(X_i, B)`, as scVI's encoders with ``encode_covariates``), so that cancelling a batch's shift of
-the input costs the encoder nothing, standardises each coordinate of :math:`Z_i` within each batch (every batch
-then has the same mean and variance along every direction of :math:`Z_i`), and adds the CLUB bound of
-:math:`Z_i`, which sees what the standardisation leaves:
+the input costs the encoder nothing, and adds the CLUB bound of :math:`Z_i` (with
+``standardize_specific="within_batch"``, :math:`Z_i` is also standardised within each batch):
 
 .. math::
     \mathrm{InfoNCE}_B(C_1, C_2) + \beta \sum_i \mathrm{CLUB}(C_i; B), \qquad
@@ -122,9 +121,12 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
         Temperature of the InfoNCE completeness term (``"factorcl"``, ``"infodisen"``).
     standardize_specific
         Batch-normalise :math:`Z_i` (no affine parameters), so that the encoder cannot inflate the scale of
-        :math:`Z_i` to outrun the estimator; :math:`g_i` undoes any scale it needs. With a batch covariate, each
-        batch is standardised by its own moments (:class:`~indiseek.nn.BatchwiseStandardization`), set after
-        stage 2 from the encoders' outputs at inference (:meth:`calibrate_specific`).
+        :math:`Z_i` to outrun the estimator; :math:`g_i` undoes any scale it needs. ``"within_batch"``: with a
+        batch covariate, standardise each batch by its own moments (:class:`~indiseek.nn.BatchwiseStandardization`,
+        set after stage 2 from the encoders' outputs at inference, :meth:`calibrate_specific`), so that no batch
+        differs from another in the mean or variance of any coordinate of :math:`Z_i`; it also removes the
+        differences that come from batches holding the cell types in different proportions. Without a batch
+        covariate it is the same as ``True``.
     encoder
         Encoder of sequence modalities: ``"mlp"`` (an MLP over the flattened steps and their validity indicators)
         or ``"transformer"`` (:class:`~indiseek.nn.SequenceEncoder`). Flat modalities always use MLPs.
@@ -174,7 +176,7 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
         objective: str = "indiseek",
         estimator: str = "mlp",
         temperature: float = 0.07,
-        standardize_specific: bool = True,
+        standardize_specific: bool | str = True,
         encoder: str = "mlp",
         sequence_shapes: tuple[tuple[int, int] | None, tuple[int, int] | None] = (None, None),
         modality_names: tuple[str, str] = ("x1", "x2"),
@@ -192,6 +194,11 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
         ):
             if value not in allowed:
                 raise ValueError(f"Unknown {what} {value!r}; choose one of {allowed}.")
+        if not (isinstance(standardize_specific, bool) or standardize_specific == "within_batch"):
+            raise ValueError(
+                f'`standardize_specific` must be True, False or "within_batch", got {standardize_specific!r}.'
+            )
+        self.standardize_specific = standardize_specific
         self.n_inputs = (n_input1, n_input2)
         self.sequence_shapes = tuple(None if s is None else (int(s[0]), int(s[1])) for s in sequence_shapes)
         for n, shape in zip(self.n_inputs, self.sequence_shapes, strict=True):
@@ -259,8 +266,9 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
         )
 
     def _specific_norm(self, n: int) -> nn.Module:
-        """Standardisation of :math:`Z_i`: per coordinate, and within each batch where there is a batch covariate."""
-        return BatchwiseStandardization(n, self.n_batch) if self.n_batch else _standardizer(n)
+        """Standardisation of :math:`Z_i` per coordinate: over all cells, or within each batch (``"within_batch"``)."""
+        within_batch = self.n_batch and self.standardize_specific == "within_batch"
+        return BatchwiseStandardization(n, self.n_batch) if within_batch else _standardizer(n)
 
     def _encoder(self, i: int, n_output: int, n_hidden: int, n_layers: int, with_batch: bool) -> nn.Module:
         """Encoder of modality ``i``: an MLP (``with_batch``: that also sees the batch), or a sequence encoder."""
