@@ -86,7 +86,8 @@ class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
         ``"within_batch"`` (with ``batch_key``): standardise each batch by its own moments, which removes every
         difference between the batches' means and variances from the specific representations, including those
         that come from different cell-type proportions; suited to batches that hold the same populations
-        (:doc:`/benchmarks`, "Batch correction").
+        (:doc:`/benchmarks`, "Batch correction"). Cells of a batch the model has not seen are standardised by the
+        moments of the training cells' mixture of batches.
     encoder
         Encoder of sequence modalities (built by :func:`indiseek.data.from_arrays` from ``(n, T, d)`` arrays):
         ``"mlp"`` over the flattened steps, or ``"transformer"`` (:class:`~indiseek.nn.SequenceEncoder`, the
