@@ -170,10 +170,11 @@ def test_batch_key_makes_the_representations_batch_free(batched, tmp_path):
     assert imputed.shape == (len(held_out), 25) and np.isfinite(imputed.X).all()
 
 
-def test_within_batch_standardization_takes_the_batch_means_out_of_the_specific_features(batched):
-    mdata, train, held_out = batched
+def test_within_batch_standardization_takes_the_batch_means_out_of_the_specific_features(batched, tmp_path):
+    data, train, held_out = batched
+    mdata = data.copy()
     options = {"train_indices": train, "lam": 100.0, "max_epochs_specific": 150, "seed": 0, **QUIET}
-    model = isk.tl.fit(mdata := mdata.copy(), batch_key="batch", standardize_specific="within_batch", **options)
+    model = isk.tl.fit(mdata, batch_key="batch", standardize_specific="within_batch", **options)
     # at inference, on the training cells, every batch has mean 0 and variance 1 along every coordinate, exactly
     codes = mdata.obs["batch"].cat.codes.to_numpy()
     for mod in ("rna", "prot"):
@@ -182,8 +183,12 @@ def test_within_batch_standardization_takes_the_batch_means_out_of_the_specific_
             cells = model.train_indices[codes[model.train_indices] == b]
             np.testing.assert_allclose(z[cells].mean(0), 0.0, atol=1e-3)
             np.testing.assert_allclose(z[cells].std(0, ddof=1), 1.0, atol=1e-3)
-    accuracy = _batch_accuracy(mdata, train, held_out)
+    accuracy = _batch_accuracy(mdata, train, held_out)  # chance is 1/3; pooled moments leave about 0.5 here
     assert max(accuracy["X_indiseek_specific_rna"], accuracy["X_indiseek_specific_prot"]) < 0.45, accuracy
+    model.save(tmp_path / "model", save_anndata=False)  # the per-batch moments are saved with the model
+    loaded = isk.IndiSeek.load(str(tmp_path / "model"), adata=mdata)
+    z = loaded.get_latent_representation(modality="prot", kind="specific")
+    np.testing.assert_allclose(z, mdata.obsm["X_indiseek_specific_prot"], atol=1e-5)
     with pytest.raises(ValueError, match="within_batch"):
         isk.IndiSeek(mdata, standardize_specific="per_batch")
 
