@@ -1,5 +1,6 @@
 """Batch covariates: simulated batch effects with known truth, batch-free representations, save/load, bad input."""
 
+import mudata
 import numpy as np
 import pandas as pd
 import pytest
@@ -218,6 +219,20 @@ def test_cli_names_a_missing_batch_key(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "`batch_key='donor'` is not a column" in err and "Traceback" not in err
     assert not (tmp_path / "out.h5mu").exists()
+
+
+def test_cli_standardizes_within_batches_only_with_a_batch_key(tmp_path, capsys):
+    from indiseek.cli import main
+
+    out = tmp_path / "out.h5mu"
+    common = ["fit", "-o", str(out), "--n-cells", "200", "--n-comps", "10", "--standardize-within-batch", "--quiet"]
+    assert main(common) == 1
+    err = capsys.readouterr().err
+    assert "--standardize-within-batch" in err and "--batch-key" in err and "Traceback" not in err
+    assert not out.exists()
+    epochs = ["--max-epochs-shared", "2", "--max-epochs-specific", "2"]
+    assert main([*common, "--n-batches", "2", "--batch-key", "batch", *epochs]) == 0
+    assert mudata.read_h5mu(out).uns["indiseek"]["params"]["standardize_specific"] == "within_batch"
 
 
 def test_batch_study_compares_every_method_with_the_unintegrated_representation(monkeypatch):

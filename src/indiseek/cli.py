@@ -54,6 +54,11 @@ def _add_fit(commands) -> None:
     fit.add_argument(
         "--batch-key", default=None, help="obs column with each cell's batch, whose information is removed"
     )
+    fit.add_argument(
+        "--standardize-within-batch",
+        action="store_true",
+        help="with --batch-key: standardise the specific features within each batch (batches of the same cells)",
+    )
     _add_network_options(fit)
     fit.add_argument("--max-epochs-shared", type=int, default=None, help="epoch cap of stage 1 (CLIP)")
     fit.add_argument("--max-epochs-specific", type=int, default=None, help="epoch cap of stage 2")
@@ -314,6 +319,8 @@ def _fit_paths(args: argparse.Namespace):
     model_dir = None if args.save_model is None else check_model_dir(args.save_model)
     if args.resume and (model_dir is None or not (model_dir / "model.pt").exists()):
         raise UsageError("--resume continues the model saved by an earlier run: pass its folder as --save-model DIR.")
+    if args.standardize_within_batch and args.batch_key is None:
+        raise UsageError("--standardize-within-batch standardises within the batches of --batch-key KEY: pass it.")
     return input_path, output, model_dir
 
 
@@ -334,6 +341,7 @@ def _fit(args: argparse.Namespace) -> int:
         mdata,
         modalities=args.modalities,
         batch_key=args.batch_key,
+        standardize_specific="within_batch" if args.standardize_within_batch else True,
         lam=args.lam,
         dropout=args.dropout,
         n_layers=args.n_layers,
