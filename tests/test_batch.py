@@ -252,3 +252,26 @@ def test_batch_study_compares_every_method_with_the_unintegrated_representation(
     # the principal-component regression's reference is the raw PCs + CLR even when they are not scored themselves
     assert calls == [(["indiseek_batch|joint", "raw|joint"], "raw|joint")]
     assert runs["method"].tolist() == ["indiseek_batch"]
+
+
+def test_batch_study_cli_passes_within_batch_standardization_to_the_fits(monkeypatch, tmp_path):
+    from indiseek.benchmarks import batch as study
+    from indiseek.cli import main
+
+    seen = []
+
+    def fake_representations(mdata, method, *, fit_kwargs, **_):
+        seen.append((method, fit_kwargs))
+        return {"joint": np.ones((mdata.n_obs, 2))}
+
+    def fake_scores(embeddings, batch, labels, reference):
+        return pd.DataFrame({"Batch correction": 0.5, "Bio conservation": 0.5, "Total": 0.5}, index=list(embeddings))
+
+    monkeypatch.setattr(study, "representations", fake_representations)
+    monkeypatch.setattr(study, "scib_scores", fake_scores)
+    args = ["benchmark", "batch", "--n-cells", "150", "--methods", "indiseek_batch", "-o", str(tmp_path)]
+    assert main([*args, "--standardize-within-batch"]) == 0
+    assert dict(seen)["indiseek_batch"] == {"standardize_specific": "within_batch"}
+    seen.clear()
+    assert main(args) == 0
+    assert dict(seen)["indiseek_batch"] == {}

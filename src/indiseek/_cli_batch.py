@@ -21,6 +21,11 @@ def add_batch(studies) -> None:
     batch.add_argument("--n-cells", type=int, default=3000, help="simulated cells without --data (default: 3,000)")
     batch.add_argument("--methods", nargs="+", default=None, help="methods (default: all)")
     batch.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (default: 0)")
+    batch.add_argument(
+        "--standardize-within-batch",
+        action="store_true",
+        help='fit IndiSeek with standardize_specific="within_batch" (the specific features standardised per batch)',
+    )
     batch.add_argument("-o", "--out", default="batch_study", help="output folder")
 
 
@@ -49,5 +54,6 @@ def run_batch_study(args: argparse.Namespace) -> int:
             label_key=labels,
             methods=args.methods or batch.METHODS,
             seeds=args.seeds,
+            **({"standardize_specific": "within_batch"} if args.standardize_within_batch else {}),
         ),
     )
