@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 from typing import Literal
 
 import lightning.pytorch as pl
@@ -29,7 +28,7 @@ from ._presets import preset_settings
 from ._setup import (
     batch_fields,
     check_batch_sizes,
-    check_positive_int,
+    check_model_options,
     check_schedule,
     modality_fields,
     register_quietly,
@@ -169,11 +168,9 @@ class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
         dropout = settings_["dropout"] if dropout is None else dropout
         lam = settings_["lam"] if lam is None else lam
         self.lam_auto_ = isinstance(lam, str) and lam == "auto"
-        if not self.lam_auto_ and not (isinstance(lam, numbers.Real) and np.isfinite(lam) and lam > 0):
-            raise ValueError(f'`lam` must be a positive finite number or "auto", got {lam!r}.')
-        if not (isinstance(batch_weight, numbers.Real) and np.isfinite(batch_weight) and batch_weight >= 0):
-            raise ValueError(f"`batch_weight` must be a non-negative finite number, got {batch_weight!r}.")
-        check_positive_int(
+        check_model_options(
+            lam,
+            batch_weight,
             n_shared=n_shared,
             n_specific=n_specific,
             n_hidden=n_hidden,
@@ -215,6 +212,11 @@ class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
             + (f"; {len(self.batch_names)} batches." if self.batch_names else ".")
         )
         self.trained_stages_: list[str] = []
+        self._record_inputs(mdata)
+        self.init_params_ = self._get_init_params(locals())
+
+    def _record_inputs(self, mdata: MuData) -> None:
+        """Record what each modality's input is and how it was prepared, to check and prepare queries with."""
         setup = self.registry_["setup_args"]
         self.input_features_ = {
             name: input_fingerprint(mdata.mod[name], setup[f"{key}_obsm_key"])
@@ -225,7 +227,6 @@ class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
             for key, name in zip(_KEYS, self.modality_names, strict=True)
         }
         self.preprocessing_ = recorded_preprocessing(mdata, self.modality_names, inputs)
-        self.init_params_ = self._get_init_params(locals())
 
     # ------------------------------------------------------------------------------------------------- setup
     @classmethod

@@ -215,17 +215,15 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
         self.encode_batch = bool(encode_batch)
         self.register_buffer("input_scale", torch.tensor([float(n) for n in self.n_inputs]))
         self.register_buffer("batch_prior", torch.full((self.n_batch,), 1.0 / max(self.n_batch, 1)))
-        self._build_networks(n_hidden, n_layers, n_estimator_layers, temperature, standardize_specific)
+        self._build_networks(n_hidden, n_layers, n_estimator_layers, temperature)
 
-    def _build_networks(
-        self, n_hidden: int, n_layers: int, n_estimator_layers: int, temperature: float, standardize_specific: bool
-    ) -> None:
+    def _build_networks(self, n_hidden: int, n_layers: int, n_estimator_layers: int, temperature: float) -> None:
         """Encoders, decoders, critics and estimators, in the order that fixes how a seeded initialisation is drawn."""
         n_shared, n_specific, objective = self.n_shared, self.n_specific, self.objective
         self.shared_encoders = nn.ModuleList([self._encoder(i, n_shared, n_hidden, n_layers, False) for i in range(2)])
         self.logit_scale = nn.Parameter(torch.tensor(_INIT_LOGIT_SCALE))
         stage2 = range(2) if self.has_specific else range(0)  # the CLIP-only baseline has no stage-2 networks
-        z_norm = self._specific_norm if standardize_specific else lambda n: nn.Identity()
+        z_norm = self._specific_norm if self.standardize_specific else lambda n: nn.Identity()
         self.specific_encoders = nn.ModuleList(
             [
                 nn.Sequential(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import numbers
 
 import numpy as np
 import pandas as pd
@@ -94,6 +95,21 @@ def check_positive_int(**values) -> None:
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
             raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+
+
+def check_model_options(lam, batch_weight, **sizes) -> None:
+    """Raise unless the model's options are usable, naming the one that is not.
+
+    ``lam``: a positive finite number or ``"auto"``; ``batch_weight``: a non-negative finite number; ``sizes``:
+    positive integers, each named by its keyword in the message.
+    """
+    if not (isinstance(lam, str) and lam == "auto") and not (
+        isinstance(lam, numbers.Real) and np.isfinite(lam) and lam > 0
+    ):
+        raise ValueError(f'`lam` must be a positive finite number or "auto", got {lam!r}.')
+    if not (isinstance(batch_weight, numbers.Real) and np.isfinite(batch_weight) and batch_weight >= 0):
+        raise ValueError(f"`batch_weight` must be a non-negative finite number, got {batch_weight!r}.")
+    check_positive_int(**sizes)
 
 
 def check_schedule(lr: float, batch_size: int, validation_size: float) -> None:

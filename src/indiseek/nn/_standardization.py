@@ -84,11 +84,10 @@ class BatchwiseStandardization(nn.Module):
             return (z - mean) * torch.rsqrt(var + self.eps)
         mean, var = mean.clone(), var.clone()
         members = weights > 0.5
-        for b in range(weights.shape[1]):
-            rows = members[:, b]
-            n = int(rows.sum())
+        for b, n in enumerate(members.sum(dim=0).tolist()):  # one transfer of the counts, not one per batch
             if n < 2:
                 continue
+            rows = members[:, b]
             part = z[rows]
             batch_mean, batch_var = part.mean(dim=0), part.var(dim=0, unbiased=False)
             with torch.no_grad():
