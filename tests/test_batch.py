@@ -194,6 +194,34 @@ def test_within_batch_standardization_takes_the_batch_means_out_of_the_specific_
         isk.IndiSeek(mdata, standardize_specific="per_batch")
 
 
+def test_batch_erasure_leaves_no_linear_trace_of_the_batch_in_the_shared_features(batched, tmp_path):
+    data, train, held_out = batched
+    mdata = data.copy()
+    options = {"train_indices": train, "lam": 100.0, "max_epochs_specific": 5, "seed": 0, **QUIET}
+    model = isk.tl.fit(mdata, batch_key="batch", erase_batch=True, **options)
+    assert len(model.module.shared_erasures) == 2
+    # on the cells it was fitted on, every batch has the same mean shared features, exactly
+    codes = mdata.obs["batch"].cat.codes.to_numpy()
+    cells = model.train_indices
+    for mod in ("rna", "prot"):
+        c = mdata.obsm[f"X_indiseek_shared_{mod}"][cells]
+        for b in range(3):
+            np.testing.assert_allclose(c[codes[cells] == b].mean(0), c.mean(0), atol=1e-4)
+    accuracy = _batch_accuracy(mdata, train, held_out)  # chance is 1/3
+    assert max(accuracy["X_indiseek_shared_rna"], accuracy["X_indiseek_shared_prot"]) < 0.40, accuracy
+    # stage 2 saw the erased shared features: they are what its decoders reconstruct from
+    x1, _ = model._training_tensors()
+    torch.testing.assert_close(
+        model._encode(x1[:5], 0, "shared"), torch.as_tensor(mdata.obsm["X_indiseek_shared_rna"][:5])
+    )
+    model.save(tmp_path / "model", save_anndata=False)  # the erasure is saved with the model
+    loaded = isk.IndiSeek.load(str(tmp_path / "model"), adata=mdata)
+    query = mdata[held_out].copy()
+    isk.tl.write_representations(loaded, query)
+    np.testing.assert_allclose(query.obsm["X_indiseek"], mdata.obsm["X_indiseek"][held_out], atol=1e-5)
+    assert not IndiSeekModule(6, 4, erase_batch=True).shared_erasures  # no covariate, nothing to erase
+
+
 def test_bad_batch_keys_are_refused_and_change_nothing(tiny):
     tiny.obs["sample"] = np.where(np.arange(tiny.n_obs) < 120, "a", "b")
     before = snapshot(tiny)
@@ -221,18 +249,22 @@ def test_cli_names_a_missing_batch_key(tmp_path, capsys):
     assert not (tmp_path / "out.h5mu").exists()
 
 
-def test_cli_standardizes_within_batches_only_with_a_batch_key(tmp_path, capsys):
+def test_cli_standardizes_and_erases_within_batches_only_with_a_batch_key(tmp_path, capsys):
     from indiseek.cli import main
 
     out = tmp_path / "out.h5mu"
+    assert main(["fit", "-o", str(out), "--n-cells", "200", "--erase-batch", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "erase-batch" in err and "--batch-key" in err and "Traceback" not in err
     common = ["fit", "-o", str(out), "--n-cells", "200", "--n-comps", "10", "--standardize-within-batch", "--quiet"]
     assert main(common) == 1
     err = capsys.readouterr().err
     assert "--standardize-within-batch" in err and "--batch-key" in err and "Traceback" not in err
     assert not out.exists()
     epochs = ["--max-epochs-shared", "2", "--max-epochs-specific", "2"]
-    assert main([*common, "--n-batches", "2", "--batch-key", "batch", *epochs]) == 0
-    assert mudata.read_h5mu(out).uns["indiseek"]["params"]["standardize_specific"] == "within_batch"
+    assert main([*common, "--n-batches", "2", "--batch-key", "batch", "--erase-batch", *epochs]) == 0
+    params = mudata.read_h5mu(out).uns["indiseek"]["params"]
+    assert params["standardize_specific"] == "within_batch" and params["erase_batch"]
 
 
 def test_batch_study_compares_every_method_with_the_unintegrated_representation(monkeypatch):
@@ -270,8 +302,8 @@ def test_batch_study_cli_passes_within_batch_standardization_to_the_fits(monkeyp
     monkeypatch.setattr(study, "representations", fake_representations)
     monkeypatch.setattr(study, "scib_scores", fake_scores)
     args = ["benchmark", "batch", "--n-cells", "150", "--methods", "indiseek_batch", "-o", str(tmp_path)]
-    assert main([*args, "--standardize-within-batch"]) == 0
-    assert dict(seen)["indiseek_batch"] == {"standardize_specific": "within_batch"}
+    assert main([*args, "--standardize-within-batch", "--erase-batch"]) == 0
+    assert dict(seen)["indiseek_batch"] == {"standardize_specific": "within_batch", "erase_batch": True}
     seen.clear()
     assert main(args) == 0
     assert dict(seen)["indiseek_batch"] == {}

@@ -9,6 +9,7 @@ from indiseek.nn import (
     BatchwiseStandardization,
     ContrastiveCritic,
     GaussianCLUB,
+    LinearErasure,
     MomentsCLUB,
     RunningWhitening,
     orthogonality,
@@ -221,3 +222,30 @@ def test_batchwise_standardization_uses_each_batchs_own_moments():
     mean, var = norm.running_mean[:2], norm.running_var[:2]
     mixture_var = var.mean(0) + 0.25 * (mean[0] - mean[1]) ** 2
     torch.testing.assert_close(norm(z[:1], half), (z[:1] - mean.mean(0)) / mixture_var.sqrt())
+
+
+def test_linear_erasure_equalises_the_batch_means_and_keeps_what_is_unrelated():
+    from sklearn.linear_model import LogisticRegression
+
+    torch.manual_seed(0)
+    codes = torch.arange(900) % 3
+    onehot = torch.nn.functional.one_hot(codes, 3).float()
+    signal = torch.randn(900, 2)
+    shift = torch.tensor([[0.0, 0.0], [1.5, -1.0], [-0.5, 2.0]])[codes]
+    x = torch.cat([signal, 0.3 * torch.randn(900, 2) + shift], dim=1)
+    erasure = LinearErasure(4)
+    torch.testing.assert_close(erasure(x), x)  # the identity before fitting
+    assert LogisticRegression(max_iter=1000).fit(x.numpy(), codes.numpy()).score(x.numpy(), codes.numpy()) > 0.9
+    erasure.fit(x, onehot)
+    y = erasure(x)
+    for b in range(3):  # every batch has the pooled mean
+        torch.testing.assert_close(y[codes == b].mean(0), y.mean(0), atol=1e-4, rtol=0)
+    assert LogisticRegression(max_iter=1000).fit(y.numpy(), codes.numpy()).score(y.numpy(), codes.numpy()) < 0.40
+    assert np.linalg.matrix_rank(erasure.projection.numpy(), tol=1e-6) == 2  # one direction per batch after the first
+    for j in range(2):  # the coordinates unrelated to the batch are kept
+        assert np.corrcoef(x[:, j].numpy(), y[:, j].numpy())[0, 1] > 0.99
+    fresh = LinearErasure(4)
+    fresh.load_state_dict({})  # a model saved before the erasure existed loads with the identity
+    torch.testing.assert_close(fresh(x), x)
+    erasure.reset()
+    torch.testing.assert_close(erasure(x), x)

@@ -26,6 +26,12 @@ def add_batch(studies) -> None:
         action="store_true",
         help='fit IndiSeek with standardize_specific="within_batch" (the specific features standardised per batch)',
     )
+    batch.add_argument(
+        "--erase-batch",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="fit IndiSeek with or without erase_batch (default: the model's, off)",
+    )
     batch.add_argument("-o", "--out", default="batch_study", help="output folder")
 
 
@@ -55,5 +61,6 @@ def run_batch_study(args: argparse.Namespace) -> int:
             methods=args.methods or batch.METHODS,
             seeds=args.seeds,
             **({"standardize_specific": "within_batch"} if args.standardize_within_batch else {}),
+            **({} if args.erase_batch is None else {"erase_batch": args.erase_batch}),
         ),
     )

@@ -59,6 +59,12 @@ def _add_fit(commands) -> None:
         action="store_true",
         help="with --batch-key: standardise the specific features within each batch (batches of the same cells)",
     )
+    fit.add_argument(
+        "--erase-batch",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="with --batch-key: remove the directions in which the batches' mean shared features differ (default: off)",
+    )
     _add_network_options(fit)
     fit.add_argument("--max-epochs-shared", type=int, default=None, help="epoch cap of stage 1 (CLIP)")
     fit.add_argument("--max-epochs-specific", type=int, default=None, help="epoch cap of stage 2")
@@ -319,8 +325,12 @@ def _fit_paths(args: argparse.Namespace):
     model_dir = None if args.save_model is None else check_model_dir(args.save_model)
     if args.resume and (model_dir is None or not (model_dir / "model.pt").exists()):
         raise UsageError("--resume continues the model saved by an earlier run: pass its folder as --save-model DIR.")
-    if args.standardize_within_batch and args.batch_key is None:
-        raise UsageError("--standardize-within-batch standardises within the batches of --batch-key KEY: pass it.")
+    for flag, given in (
+        ("--standardize-within-batch", args.standardize_within_batch),
+        ("--[no-]erase-batch", args.erase_batch is not None),
+    ):
+        if given and args.batch_key is None:
+            raise UsageError(f"{flag} acts on the batches of --batch-key KEY: pass it.")
     return input_path, output, model_dir
 
 
@@ -342,6 +352,7 @@ def _fit(args: argparse.Namespace) -> int:
         modalities=args.modalities,
         batch_key=args.batch_key,
         standardize_specific="within_batch" if args.standardize_within_batch else True,
+        **({} if args.erase_batch is None else {"erase_batch": args.erase_batch}),
         lam=args.lam,
         dropout=args.dropout,
         n_layers=args.n_layers,

@@ -110,6 +110,13 @@ class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
         they can cancel what the batch shifts in the input. A query's cells are encoded in their own batch where the
         reference has seen it (``obs[batch_key]``), else at the training cells' batch frequencies. Ignored without
         one.
+    erase_batch
+        With a batch covariate: once stage 1 ends, remove from each shared representation the directions in which
+        the training cells' batches differ on average (:class:`~indiseek.nn.LinearErasure`, at most one direction
+        per batch after the first), so that no linear function of the shared features tells the batches apart.
+        The map is the same for every cell, so it applies to queries from any batch. Where the batches hold the
+        cell types in different proportions, the erased directions also carry some of the types' differences
+        (:doc:`/benchmarks`, "Batch correction"). Ignored without one.
 
     Attributes
     ----------
@@ -160,6 +167,7 @@ class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
         batch_weight: float = 1.0,
         batch_estimator: Literal["mlp", "moments"] = "mlp",
         encode_batch: bool = True,
+        erase_batch: bool = False,
     ):
         super().__init__(mdata)
         settings_ = preset_settings(preset, mdata.n_obs)
@@ -204,6 +212,7 @@ class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
             batch_weight=batch_weight,
             batch_estimator=batch_estimator,
             encode_batch=encode_batch,
+            erase_batch=erase_batch,
         )
         self._model_summary_string = (
             f"IndiSeek model ({objective}): modalities {self.modality_names[0]!r} ({n_inputs[0]} features) and "

@@ -27,7 +27,9 @@ with :math:`q(b \mid \cdot)` a classifier (:class:`~indiseek.nn.CategoricalCLUB`
 alternation, in stage 1 as in stage 2. In stage 1 it reads :math:`C_i` whitened by running moments (updated once per
 batch of cells), so that no direction of small variance can hide the batch from it, and stage 1 keeps the weights of
 the lowest validation InfoNCE. Cells of a batch the model has not seen are encoded and decoded at the training cells'
-batch frequencies.
+batch frequencies. With ``erase_batch``, once stage 1 ends each :math:`C_i` also passes through a linear erasure of the
+batch fitted on the training cells (:class:`~indiseek.nn.LinearErasure`: the directions in which the batches differ
+on average are removed), so stage 2 and every output see the erased :math:`C_i`.
 Stage 2 follows scvi-tools' path: :meth:`IndiSeekModule.inference` gives :math:`C`, :math:`Z` and the dependence term
 (the CLUB bound), :meth:`IndiSeekModule.generative` the reconstructions :math:`g_i(Z_i, C_i)`, and
 :meth:`IndiSeekModule.loss` adds the completeness term: ``club + lam / 2 * recon``.
@@ -49,6 +51,7 @@ from indiseek.nn import (
     CategoricalCLUB,
     ContrastiveCritic,
     GaussianCLUB,
+    LinearErasure,
     MomentsCLUB,
     SequenceEncoder,
 )
@@ -149,6 +152,9 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
         ``encode_covariates``: an encoder that knows the batch can cancel a batch's shift of the input. The shared
         encoders do not see it (a batch input is a clean batch signal that CLIP's features then pick up). Cells of
         a batch the model has not seen are encoded at the training cells' batch frequencies.
+    erase_batch
+        With a batch covariate, pass each :math:`C_i` through a :class:`~indiseek.nn.LinearErasure` of the batch,
+        fitted on the training cells after stage 1 (:meth:`erase_batch_from_shared`; the identity until then).
 
     Examples
     --------
@@ -184,6 +190,7 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
         batch_weight: float = 1.0,
         batch_estimator: str = "mlp",
         encode_batch: bool = True,
+        erase_batch: bool = False,
     ):
         super().__init__()
         for value, allowed, what in (
@@ -213,6 +220,7 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
         self.batch_weight = float(batch_weight)
         self.batch_estimator_kind = batch_estimator
         self.encode_batch = bool(encode_batch)
+        self.erase_batch = bool(erase_batch)
         self.register_buffer("input_scale", torch.tensor([float(n) for n in self.n_inputs]))
         self.register_buffer("batch_prior", torch.full((self.n_batch,), 1.0 / max(self.n_batch, 1)))
         self._build_networks(n_hidden, n_layers, n_estimator_layers, temperature)
@@ -262,6 +270,7 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
                 if self.n_batch
             ]
         )
+        self.shared_erasures = nn.ModuleList([LinearErasure(n_shared) for _ in with_batch if self.erase_batch])
 
     def _specific_norm(self, n: int) -> nn.Module:
         """Standardisation of :math:`Z_i` per coordinate: over all cells, or within each batch (``"within_batch"``)."""
@@ -382,8 +391,28 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
     def shared(self, x: torch.Tensor, i: int) -> torch.Tensor:
-        """Shared representation :math:`C_i` of modality ``i`` (0 or 1), L2-normalised."""
-        return nn.functional.normalize(self.shared_encoders[i](self._encoder_input(x, i)), dim=1)
+        """Shared representation :math:`C_i` of modality ``i`` (0 or 1), L2-normalised (then batch-erased)."""
+        c = nn.functional.normalize(self.shared_encoders[i](self._encoder_input(x, i)), dim=1)
+        return self.shared_erasures[i](c) if self.shared_erasures else c
+
+    @torch.no_grad()
+    def erase_batch_from_shared(self, x: tuple | None, batch: torch.Tensor | None, chunk: int = 4096) -> None:
+        """Fit the linear batch erasure of each :math:`C_i` on the training cells (``x=None``: reset to identity).
+
+        ``x``: the training cells' inputs of both modalities; ``batch``: their one-hot batches. Stage 1 trains with
+        the erasure reset, and it is fitted on the encoders' outputs at inference once stage 1 ends.
+        """
+        for erasure in self.shared_erasures:
+            erasure.reset()
+        if x is None or not self.shared_erasures:
+            return
+        was_training = self.training
+        self.eval()
+        for i, erasure in enumerate(self.shared_erasures):
+            device = self.input_scale.device
+            c = torch.cat([self.shared(x[i][s : s + chunk].to(device), i) for s in range(0, len(x[i]), chunk)])
+            erasure.fit(c, batch.to(c))
+        self.train(was_training)
 
     def specific(self, x: torch.Tensor, i: int, batch: torch.Tensor | None = None) -> torch.Tensor:
         """Specific representation :math:`Z_i` of modality ``i`` (0 or 1).

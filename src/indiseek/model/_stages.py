@@ -39,6 +39,8 @@ class StageTraining:
         interrupt = StopOnInterrupt()
         callbacks = [*(runner_kwargs.pop("callbacks", None) or []), interrupt]  # a new list: scvi's Trainer appends
         self.is_trained_ = False  # each stage's history is kept whole, not appended to the other's
+        if stage == "shared":
+            self.module.erase_batch_from_shared(None, None)  # stage 1 trains the shared features as they are
         self.module.train()
         runner = TrainRunner(
             self,
@@ -52,9 +54,13 @@ class StageTraining:
         )
         with interrupt.catching():
             runner()
-        if stage == "specific" and "batch" in tensors:
+        if "batch" in tensors:
             train = split["train_idx"]
-            self.module.calibrate_specific((tensors["x1"][train], tensors["x2"][train]), tensors["batch"][train])
+            x, batch = (tensors["x1"][train], tensors["x2"][train]), tensors["batch"][train]
+            if stage == "shared":
+                self.module.erase_batch_from_shared(x, batch)
+            else:
+                self.module.calibrate_specific(x, batch)
         if stage not in self.trained_stages_:
             self.trained_stages_.append(stage)
         if interrupt.requested:

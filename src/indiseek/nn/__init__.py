@@ -2,6 +2,7 @@
 
 from ._club import BatchMomentsCLUB, CategoricalCLUB, GaussianCLUB, MomentsCLUB
 from ._critic import ContrastiveCritic
+from ._erasure import LinearErasure
 from ._losses import orthogonality, symmetric_info_nce
 from ._mlp import MLP
 from ._sequence import SequenceEncoder, step_mask
@@ -15,6 +16,7 @@ __all__ = [
     "CategoricalCLUB",
     "ContrastiveCritic",
     "GaussianCLUB",
+    "LinearErasure",
     "MomentsCLUB",
     "RunningWhitening",
     "SequenceEncoder",
