@@ -219,6 +219,11 @@ def test_batch_erasure_leaves_no_linear_trace_of_the_batch_in_the_shared_feature
     query = mdata[held_out].copy()
     isk.tl.write_representations(loaded, query)
     np.testing.assert_allclose(query.obsm["X_indiseek"], mdata.obsm["X_indiseek"][held_out], atol=1e-5)
+    # the map is one for every cell: cells of a batch the model has not seen get the same shared features
+    query.obs["batch"] = "new_run"
+    with pytest.warns(UserWarning, match="unseen batches"):
+        unseen = loaded.get_latent_representation(query, modality="rna", kind="shared")
+    np.testing.assert_allclose(unseen, mdata.obsm["X_indiseek_shared_rna"][held_out], atol=1e-5)
     assert not IndiSeekModule(6, 4, erase_batch=True).shared_erasures  # no covariate, nothing to erase
 
 
