@@ -5,6 +5,27 @@ from __future__ import annotations
 import argparse
 
 
+def add_batch_options(parser: argparse.ArgumentParser) -> None:
+    """Add the options of IndiSeek's batch covariate (``indiseek fit`` and ``indiseek benchmark batch``)."""
+    parser.add_argument(
+        "--standardize-within-batch",
+        action="store_true",
+        help='standardize_specific="within_batch": the specific features standardised within each batch',
+    )
+    parser.add_argument(
+        "--erase-batch",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="erase_batch: remove the directions in which the batches' mean shared features differ (default: off)",
+    )
+
+
+def batch_fit_options(args: argparse.Namespace) -> dict:
+    """The ``tl.fit`` keywords that :func:`add_batch_options`' flags ask for (none when no flag is given)."""
+    options = {"standardize_specific": "within_batch"} if args.standardize_within_batch else {}
+    return options if args.erase_batch is None else {**options, "erase_batch": args.erase_batch}
+
+
 def add_batch(studies) -> None:
     """Add ``indiseek benchmark batch`` to the studies' subparsers."""
     batch = studies.add_parser(
@@ -21,17 +42,7 @@ def add_batch(studies) -> None:
     batch.add_argument("--n-cells", type=int, default=3000, help="simulated cells without --data (default: 3,000)")
     batch.add_argument("--methods", nargs="+", default=None, help="methods (default: all)")
     batch.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (default: 0)")
-    batch.add_argument(
-        "--standardize-within-batch",
-        action="store_true",
-        help='fit IndiSeek with standardize_specific="within_batch" (the specific features standardised per batch)',
-    )
-    batch.add_argument(
-        "--erase-batch",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="fit IndiSeek with or without erase_batch (default: the model's, off)",
-    )
+    add_batch_options(batch)
     batch.add_argument("-o", "--out", default="batch_study", help="output folder")
 
 
@@ -60,7 +71,6 @@ def run_batch_study(args: argparse.Namespace) -> int:
             label_key=labels,
             methods=args.methods or batch.METHODS,
             seeds=args.seeds,
-            **({"standardize_specific": "within_batch"} if args.standardize_within_batch else {}),
-            **({} if args.erase_batch is None else {"erase_batch": args.erase_batch}),
+            **batch_fit_options(args),
         ),
     )

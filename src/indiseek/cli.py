@@ -10,7 +10,7 @@ import time
 import warnings
 from collections.abc import Sequence
 
-from indiseek._cli_batch import add_batch, run_batch_study
+from indiseek._cli_batch import add_batch, add_batch_options, batch_fit_options, run_batch_study
 from indiseek._cli_map import add_map, run_map
 
 
@@ -54,17 +54,7 @@ def _add_fit(commands) -> None:
     fit.add_argument(
         "--batch-key", default=None, help="obs column with each cell's batch, whose information is removed"
     )
-    fit.add_argument(
-        "--standardize-within-batch",
-        action="store_true",
-        help="with --batch-key: standardise the specific features within each batch (batches of the same cells)",
-    )
-    fit.add_argument(
-        "--erase-batch",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="with --batch-key: remove the directions in which the batches' mean shared features differ (default: off)",
-    )
+    add_batch_options(fit)  # with --batch-key
     _add_network_options(fit)
     fit.add_argument("--max-epochs-shared", type=int, default=None, help="epoch cap of stage 1 (CLIP)")
     fit.add_argument("--max-epochs-specific", type=int, default=None, help="epoch cap of stage 2")
@@ -351,8 +341,7 @@ def _fit(args: argparse.Namespace) -> int:
         mdata,
         modalities=args.modalities,
         batch_key=args.batch_key,
-        standardize_specific="within_batch" if args.standardize_within_batch else True,
-        **({} if args.erase_batch is None else {"erase_batch": args.erase_batch}),
+        **batch_fit_options(args),
         lam=args.lam,
         dropout=args.dropout,
         n_layers=args.n_layers,

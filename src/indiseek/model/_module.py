@@ -395,24 +395,16 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
         c = nn.functional.normalize(self.shared_encoders[i](self._encoder_input(x, i)), dim=1)
         return self.shared_erasures[i](c) if self.shared_erasures else c
 
-    @torch.no_grad()
-    def erase_batch_from_shared(self, x: tuple | None, batch: torch.Tensor | None, chunk: int = 4096) -> None:
-        """Fit the linear batch erasure of each :math:`C_i` on the training cells (``x=None``: reset to identity).
+    def erase_batch_from_shared(self, c: tuple | None, batch: torch.Tensor | None = None) -> None:
+        """Fit the linear batch erasure of each :math:`C_i` (``c=None``: reset it to the identity).
 
-        ``x``: the training cells' inputs of both modalities; ``batch``: their one-hot batches. Stage 1 trains with
-        the erasure reset, and it is fitted on the encoders' outputs at inference once stage 1 ends.
+        ``c``: the training cells' shared features of both modalities as stage 1 leaves them (before any erasure),
+        at inference; ``batch``: their one-hot batches. Stage 1 trains with the erasure reset.
         """
-        for erasure in self.shared_erasures:
-            erasure.reset()
-        if x is None or not self.shared_erasures:
-            return
-        was_training = self.training
-        self.eval()
         for i, erasure in enumerate(self.shared_erasures):
-            device = self.input_scale.device
-            c = torch.cat([self.shared(x[i][s : s + chunk].to(device), i) for s in range(0, len(x[i]), chunk)])
-            erasure.fit(c, batch.to(c))
-        self.train(was_training)
+            erasure.reset()
+            if c is not None:
+                erasure.fit(c[i].to(erasure.mean.device), batch.to(erasure.mean.device))
 
     def specific(self, x: torch.Tensor, i: int, batch: torch.Tensor | None = None) -> torch.Tensor:
         """Specific representation :math:`Z_i` of modality ``i`` (0 or 1).

@@ -57,9 +57,10 @@ class StageTraining:
         if "batch" in tensors:
             train = split["train_idx"]
             x, batch = (tensors["x1"][train], tensors["x2"][train]), tensors["batch"][train]
-            if stage == "shared":
-                self.module.erase_batch_from_shared(x, batch)
-            else:
+            if stage == "shared" and self.module.shared_erasures:  # fitted on C as stage 1 leaves it
+                c = tuple(self._encode(xi, i, "shared") for i, xi in enumerate(x))
+                self.module.erase_batch_from_shared(c, batch)
+            elif stage == "specific":
                 self.module.calibrate_specific(x, batch)
         if stage not in self.trained_stages_:
             self.trained_stages_.append(stage)
