@@ -15,6 +15,7 @@ Usage::
     python benchmarks/simulated_quality.py --n-cells 2000 --seeds 0 --long-schedule   # the paper's 2,000 epochs
     python benchmarks/simulated_quality.py --n-cells 2000 --seeds 0 1 2 --n-train 300   # a small sample's size
     python benchmarks/simulated_quality.py --n-cells 2000 --seeds 0 1 2 --dropout 0.2   # dropout in the encoders
+    python benchmarks/simulated_quality.py --n-cells 2000 --seeds 0 1 2 --input-dropout 0   # no masking in stage 1
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ def main() -> None:
         "--n-train", type=int, default=None, help="train on this many of the cells not held out (default: all of them)"
     )
     parser.add_argument("--dropout", type=float, default=None, help="dropout rate in the encoders")
+    parser.add_argument("--input-dropout", type=float, default=None, help="share of inputs masked in stage 1")
     parser.add_argument("--preset", default=None, help='"paper" for the paper\'s networks and lambda')
     parser.add_argument("--long-schedule", action="store_true", help="2,000 epochs per stage at lr 1e-4 (the paper)")
     args = parser.parse_args()
@@ -94,6 +96,7 @@ def main() -> None:
 
     schedule = LONG_SCHEDULE if args.long_schedule else {}
     given = {"lam": args.lam, "n_layers": args.n_layers, "dropout": args.dropout, "preset": args.preset}
+    given["input_dropout"] = args.input_dropout
     fit_kwargs = {**{k: v for k, v in given.items() if v is not None}, **schedule}
     results = [evaluate(args.n_cells, seed, n_train=args.n_train, **fit_kwargs) for seed in args.seeds]
     n = results[0]["n_held_out"]

@@ -59,6 +59,8 @@ def test_cli_fit_input_file(tmp_path):
             "0.5",
             "--dropout",
             "0.1",
+            "--input-dropout",
+            "0.25",
             "--n-layers",
             "2",
             "--n-hidden",
@@ -71,6 +73,7 @@ def test_cli_fit_input_file(tmp_path):
     params = mdata.uns["indiseek"]["params"]
     assert params["lam"] == 0.5
     assert params["dropout"] == 0.1 and params["n_layers"] == 2 and params["n_hidden"] == 16
+    assert params["input_dropout"] == 0.25
     assert mdata.obsm["X_indiseek_specific_rna"].shape == (150, 50)
 
 
@@ -100,9 +103,9 @@ def test_benchmark_cite_seq_passes_the_network_size_to_every_fit(tmp_path, monke
     data = tmp_path / "x.h5mu"  # the path is checked before the study runs
     isk.datasets.simulated_cite(n_cells=50, n_genes=30, seed=0).write_h5mu(data)
     argv = ["benchmark", "cite-seq", "--data", str(data), "--lams", "1", "--n-layers", "2", "--n-specific", "10"]
-    assert main([*argv, "--dropout", "0.2", "--n-hidden", "64", "-o", str(tmp_path)]) == 0
+    assert main([*argv, "--dropout", "0.2", "--input-dropout", "0.1", "--n-hidden", "64", "-o", str(tmp_path)]) == 0
     assert seen["n_layers"] == 2 and seen["n_specific"] == 10 and seen["n_hidden"] == 64 and seen["lams"] == [1.0]
-    assert seen["dropout"] == 0.2
+    assert seen["dropout"] == 0.2 and seen["input_dropout"] == 0.1
     assert "| indiseek | 1 | 0.500 |" in (tmp_path / "summary.md").read_text()
 
 

@@ -17,8 +17,10 @@ def test_presets_adapt_networks_to_cells_and_keep_the_paper_networks():
     assert [preset_settings("auto", n)["n_layers"] for n in cells] == [2, 2, 3, 3, 5, 5]
     # dropout on samples below 10,000 cells; from there the paper's networks, without it
     assert [preset_settings("auto", n)["dropout"] for n in cells] == [0.2, 0.2, 0.2, 0.2, 0.0, 0.0]
+    assert [preset_settings("auto", n)["input_dropout"] for n in cells] == [0.5, 0.5, 0.0, 0.0, 0.0, 0.0]
     assert all(preset_settings("auto", n)["lam"] == "auto" for n in cells)
-    assert preset_settings("paper", 600) == PAPER == {"n_hidden": 50, "n_layers": 5, "dropout": 0.0, "lam": 10.0}
+    paper = {"n_hidden": 50, "n_layers": 5, "dropout": 0.0, "input_dropout": 0.0, "lam": 10.0}
+    assert preset_settings("paper", 600) == PAPER == paper
     with pytest.raises(ValueError, match="preset"):
         preset_settings("small", 600)
 
@@ -27,6 +29,7 @@ def test_model_records_resolved_settings_and_keywords_win(tiny):
     model = isk.IndiSeek(_setup(tiny), n_layers=4)
     params = model.init_params_["non_kwargs"]
     assert params["n_layers"] == 4 and params["dropout"] == 0.2 and params["lam"] == "auto"  # 240 cells: auto
+    assert params["input_dropout"] == 0.5 and model.module.input_dropout == 0.5
     paper = isk.IndiSeek(_setup(tiny), preset="paper")
     assert {k: paper.init_params_["non_kwargs"][k] for k in PAPER} == PAPER
     assert paper.module.lam == 10.0 and not paper.lam_auto_

@@ -7,6 +7,7 @@ from conftest import QUIET
 from sklearn.linear_model import RidgeCV
 
 import indiseek as isk
+from indiseek.model import IndiSeekModule
 from indiseek.model._trainingplan import specific_terms
 
 
@@ -176,6 +177,28 @@ def test_dropout_in_encoders_only_and_embeddings_are_deterministic(tiny, tmp_pat
     np.testing.assert_array_equal(loaded.get_latent_representation(modality="rna", kind="specific"), first)
     with pytest.raises(ValueError, match="dropout"):
         isk.IndiSeek(tiny, dropout=1.0)
+
+
+def test_input_dropout_masks_the_shared_encoders_inputs_in_training_only():
+    module = IndiSeekModule(40, 30, n_hidden=8, n_layers=2, input_dropout=0.5)
+    seen = []
+    for net in (*module.shared_encoders, *(encoder for encoder, _ in module.specific_encoders)):
+        net.register_forward_pre_hook(lambda net, args: seen.append(args[0].detach().clone()))
+    x = torch.randn(500, 40) + 3.0  # no zeros in the input
+    scaled = module.scaled(x, 0)
+    module.train()
+    module.shared(x, 0)
+    masked = seen.pop()
+    zero = masked == 0
+    assert 0.45 < zero.float().mean() < 0.55  # about half of the features of every cell
+    torch.testing.assert_close(masked[~zero], 2.0 * scaled[~zero])  # the others scaled by 1 / (1 - p)
+    module.specific(x, 0)
+    torch.testing.assert_close(seen.pop(), scaled)  # the specific encoders see whole inputs
+    module.eval()
+    module.shared(x, 0)
+    torch.testing.assert_close(seen.pop(), scaled)
+    with pytest.raises(ValueError, match="`input_dropout`"):
+        IndiSeekModule(4, 3, input_dropout=1.0)
 
 
 def test_second_stage_can_be_retrained_alone(tiny):

@@ -20,6 +20,12 @@ def _add_network_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-hidden", type=int, default=None, help="width of the hidden layers (default: preset)")
     parser.add_argument("--dropout", type=float, default=None, help="dropout rate in the encoders (default: preset)")
     parser.add_argument(
+        "--input-dropout",
+        type=float,
+        default=None,
+        help="share of input features masked while the shared encoders train (default: preset)",
+    )
+    parser.add_argument(
         "--preset",
         choices=("auto", "paper"),
         default="auto",
@@ -227,6 +233,7 @@ def _benchmark_cite_seq(args: argparse.Namespace) -> int:
             n_specific=args.n_specific,
             n_hidden=args.n_hidden,
             dropout=args.dropout,
+            input_dropout=args.input_dropout,
             preset=args.preset,
             truth_key=truth_key,
         ),
@@ -344,6 +351,7 @@ def _fit(args: argparse.Namespace) -> int:
         **batch_fit_options(args),
         lam=args.lam,
         dropout=args.dropout,
+        input_dropout=args.input_dropout,
         n_layers=args.n_layers,
         n_hidden=args.n_hidden,
         preset=args.preset,

@@ -36,6 +36,7 @@ def _one_run(spec: dict) -> dict:
         n_layers=spec["n_layers"],
         n_shared=size,
         n_specific=size,
+        input_dropout=0.0,
         max_epochs_specific=spec["max_epochs_specific"],
     )
     return {k: v for k, v in spec.items() if k not in ("n", "threads")} | result
@@ -85,7 +86,9 @@ def run_tensors(
     encoder
         Encoder of the sequence layout: ``"mlp"`` (the default, cheap on a CPU) or ``"transformer"``.
     n_hidden, n_layers, n_latent_dims
-        Network width and depth, and the dimension of each shared and specific representation.
+        Network width and depth, and the dimension of each shared and specific representation. Every objective
+        trains on whole inputs (``input_dropout=0``, as in the paper): on these arrays, masking the inputs in stage 1
+        leaves CLIP's features holding more of the specific labels.
     max_epochs_specific
         Stage-2 epochs (40: about 650 encoder steps on 2,100 training samples; ``None``: the model's default of
         4,000 steps).

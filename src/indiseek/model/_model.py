@@ -65,6 +65,11 @@ class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
     dropout
         Dropout rate in the hidden layers of the shared and specific encoders while they train (``None``: from
         ``preset``; 0 is the paper's networks).
+    input_dropout
+        Share of each cell's input features masked at random (set to zero, the others scaled up as dropout does)
+        before the shared encoders while CLIP trains: an augmentation of the pairs that keeps the shared features
+        from resting on a few input features on small samples. Stage 2 and the representations see whole inputs
+        (``None``: from ``preset``; 0 is the paper's setting; :doc:`/benchmarks` has the study behind the default).
     lam
         :math:`\lambda`, the weight of the reconstruction term (paper eq. 2), or ``"auto"``: chosen without labels
         on the validation cells, as the knee of a warm-started path of stage-2 fits between reconstruction error
@@ -92,11 +97,11 @@ class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
         ``"mlp"`` over the flattened steps, or ``"transformer"`` (:class:`~indiseek.nn.SequenceEncoder`, the
         paper's MultiBench encoder). Flat modalities always use MLPs.
     preset
-        Where ``n_hidden``, ``n_layers``, ``dropout`` and ``lam`` come from when not given. ``"auto"``: networks
-        that grow with the number of cells registered (2 layers below 2,000 cells and 3 below 10,000, both with
-        dropout 0.2; from 10,000 cells the paper's 5 layers without dropout) and ``lam="auto"``. ``"paper"``: the
-        paper's 5-layer networks of width 50 without dropout
-        and :math:`\lambda` = 10. The rule and the evidence behind it are on :doc:`/benchmarks`.
+        Where ``n_hidden``, ``n_layers``, ``dropout``, ``input_dropout`` and ``lam`` come from when not given.
+        ``"auto"``: networks that grow with the number of cells registered (2 layers below 2,000 cells and 3 below
+        10,000, both with dropout 0.2, and ``input_dropout=0.5`` below 2,000 cells only; from 10,000 cells the
+        paper's 5 layers without dropout) and ``lam="auto"``. ``"paper"``: the paper's 5-layer networks of width 50
+        without dropout and :math:`\lambda` = 10. The rule and the evidence behind it are on :doc:`/benchmarks`.
     batch_weight
         With a batch covariate (``setup_mudata(batch_key=...)``): the weight of the terms that remove the batch from
         the shared and specific representations (:math:`\beta` of :class:`~indiseek.model.IndiSeekModule`; the
@@ -157,6 +162,7 @@ class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
         n_layers: int | None = None,
         n_estimator_layers: int = 2,
         dropout: float | None = None,
+        input_dropout: float | None = None,
         lam: float | Literal["auto"] | None = None,
         objective: Literal["indiseek", "indiseek_noswitch", "factorcl", "infodisen", "clip"] = "indiseek",
         estimator: Literal["mlp", "moments"] = "mlp",
@@ -174,6 +180,7 @@ class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
         n_hidden = settings_["n_hidden"] if n_hidden is None else n_hidden
         n_layers = settings_["n_layers"] if n_layers is None else n_layers
         dropout = settings_["dropout"] if dropout is None else dropout
+        input_dropout = settings_["input_dropout"] if input_dropout is None else input_dropout
         lam = settings_["lam"] if lam is None else lam
         self.lam_auto_ = isinstance(lam, str) and lam == "auto"
         check_model_options(
@@ -200,6 +207,7 @@ class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
             n_layers=n_layers,
             n_estimator_layers=n_estimator_layers,
             dropout=dropout,
+            input_dropout=input_dropout,
             lam=LAMBDA_PATH[0] if self.lam_auto_ else lam,
             objective=objective,
             estimator=estimator,
@@ -217,7 +225,7 @@ class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
         self._model_summary_string = (
             f"IndiSeek model ({objective}): modalities {self.modality_names[0]!r} ({n_inputs[0]} features) and "
             f"{self.modality_names[1]!r} ({n_inputs[1]} features); n_shared={n_shared}, n_specific={n_specific}, "
-            f"n_hidden={n_hidden}, n_layers={n_layers}, dropout={dropout}, lam={lam}"
+            f"n_hidden={n_hidden}, n_layers={n_layers}, dropout={dropout}, input_dropout={input_dropout}, lam={lam}"
             + (f"; {len(self.batch_names)} batches." if self.batch_names else ".")
         )
         self.trained_stages_: list[str] = []

@@ -1,7 +1,8 @@
 r"""The IndiSeek networks and losses (an scvi-tools module).
 
 Stage 1 (CLIP) trains the shared encoders :math:`f_i` with the symmetric InfoNCE loss; the shared representation is
-the L2-normalised output :math:`C_i = f_i(X_i) / \|f_i(X_i)\|`. Stage 2, with :math:`C` fixed, trains for each
+the L2-normalised output :math:`C_i = f_i(X_i) / \|f_i(X_i)\|`; with ``input_dropout``, each pair's inputs are
+masked at random while stage 1 trains (an augmentation, as in contrastive learning of views). Stage 2, with :math:`C` fixed, trains for each
 modality :math:`i` a specific encoder :math:`h_i`, :math:`Z_i = h_i(X_i)`, and a decoder :math:`g_i` on (paper eq. 2)
 
 .. math::
@@ -55,6 +56,7 @@ from indiseek.nn import (
     MomentsCLUB,
     SequenceEncoder,
 )
+from indiseek.nn._mlp import check_dropout
 
 from ._terms import LossTerms
 
@@ -102,6 +104,11 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
     dropout
         Dropout rate in the hidden layers of the shared and specific encoders (not of the decoders, critics or
         estimators), active only while that encoder trains.
+    input_dropout
+        Share of each cell's input features that are set to zero at random (the rest scaled by
+        :math:`1 / (1 - p)`, as dropout does) before the shared encoders while stage 1 trains: an augmentation of
+        CLIP's pairs, so that the shared features cannot rest on a few input features. Stage 2 and inference see the
+        inputs whole.
     lam
         :math:`\lambda`, the weight of the completeness (reconstruction) term.
     objective
@@ -178,6 +185,7 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
         n_layers: int = 5,
         n_estimator_layers: int = 2,
         dropout: float = 0.0,
+        input_dropout: float = 0.0,
         lam: float = 10.0,
         objective: str = "indiseek",
         estimator: str = "mlp",
@@ -213,6 +221,8 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
                 raise ValueError(f"A sequence of shape {shape} has {shape[0] * shape[1]} values, not {n}.")
         self.encoder_kind, self.objective, self.estimator_kind = encoder, objective, estimator
         self.dropout = dropout  # validated by the encoders that take it
+        check_dropout(input_dropout, "input_dropout")
+        self.input_dropout = float(input_dropout)
         self.lam = float(lam)
         self.n_shared, self.n_specific = n_shared, n_specific
         self.modality_names = tuple(modality_names)
@@ -382,8 +392,13 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
         """One-hot ``batch`` (or mixtures), or the training cells' batch frequencies where it is ``None``."""
         return self.batch_prior.expand(n, -1).to(like.dtype) if batch is None else batch.to(like.dtype)
 
-    def _encoder_input(self, x: torch.Tensor, i: int, batch: torch.Tensor | None = None, with_batch: bool = False):
+    def _encoder_input(
+        self, x: torch.Tensor, i: int, batch: torch.Tensor | None = None, with_batch: bool = False, mask: bool = False
+    ):
+        """The encoder input: scaled features (``mask``: with ``input_dropout`` in training mode), step indicators, batch."""
         parts = [self.scaled(x, i)]
+        if mask:
+            parts[0] = nn.functional.dropout(parts[0], self.input_dropout, self.training)
         if self.sequence_shapes[i] is not None:
             parts.append(x[:, self.n_inputs[i] :])
         if with_batch:
@@ -392,7 +407,7 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
 
     def shared(self, x: torch.Tensor, i: int) -> torch.Tensor:
         """Shared representation :math:`C_i` of modality ``i`` (0 or 1), L2-normalised (then batch-erased)."""
-        c = nn.functional.normalize(self.shared_encoders[i](self._encoder_input(x, i)), dim=1)
+        c = nn.functional.normalize(self.shared_encoders[i](self._encoder_input(x, i, mask=True)), dim=1)
         return self.shared_erasures[i](c) if self.shared_erasures else c
 
     def erase_batch_from_shared(self, c: tuple | None, batch: torch.Tensor | None = None) -> None:

@@ -7,10 +7,10 @@ import numbers
 from torch import nn
 
 
-def check_dropout(dropout: float) -> None:
-    """Raise a ``ValueError`` unless ``dropout`` is a rate in [0, 1)."""
+def check_dropout(dropout: float, name: str = "dropout") -> None:
+    """Raise a ``ValueError`` unless ``dropout`` (the argument ``name``) is a rate in [0, 1)."""
     if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
-        raise ValueError(f"`dropout` must be a number in [0, 1) (0: no dropout), got {dropout!r}.")
+        raise ValueError(f"`{name}` must be a number in [0, 1) (0: no dropout), got {dropout!r}.")
 
 
 class MLP(nn.Sequential):
