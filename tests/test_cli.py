@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import mudata as md
 import pandas as pd
 import pytest
@@ -137,3 +140,20 @@ def test_expected_theta_sign_needs_the_simulated_truth():
     with pytest.raises(KeyError, match="distinguished_by.*simulated_cite"):
         add_expected_theta_sign(mdata)
     assert "expected_theta_sign" not in mdata.obs
+
+
+def test_the_command_line_starts_without_torch_or_scvi_tools():
+    """``indiseek --help`` and argument errors answer at once: the package loads its subpackages on first use."""
+    code = (
+        "import sys, indiseek\n"
+        "from indiseek.cli import _parser\n"
+        "_parser()\n"
+        "heavy = sorted(m for m in ('torch', 'scvi', 'scanpy', 'muon', 'lightning') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+        "assert indiseek.tl.fit and indiseek.IndiSeek.__name__ == 'IndiSeek' and 'torch' in sys.modules\n"
+        "assert {'IndiSeek', 'tl', 'pp', 'pl'} <= set(dir(indiseek))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    with pytest.raises(AttributeError, match="no attribute 'fitt'"):
+        isk.fitt  # noqa: B018

@@ -1,5 +1,7 @@
 """``indiseek map``: a query's representations, imputed modality and labels from a saved model."""
 
+import logging
+
 import mudata as md
 import numpy as np
 import pytest
@@ -59,3 +61,15 @@ def test_map_refuses_mistakes_in_one_line_and_writes_nothing(fitted, capsys, cha
     assert main(args) == 1
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and not out.exists()
+
+
+def test_map_keeps_the_dependencies_notes_off_the_terminal(fitted, capfd, monkeypatch):
+    """scvi-tools' note that the saved model's file is "already downloaded" does not reach the user."""
+    import scvi
+
+    monkeypatch.setattr(scvi.settings, "verbosity", logging.INFO)  # scvi-tools' default; --quiet fits lower it
+    args = ["map", fitted / "model", fitted / "query.h5mu", "-o", fitted / "quiet.h5mu"]
+    assert main([str(a) for a in [*args, "--reference", fitted / "ref.h5mu"]]) == 0
+    out, err = capfd.readouterr()
+    assert "Wrote" in out
+    assert "downloaded" not in out + err  # rich may wrap "already downloaded" over two lines

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from pathlib import Path
 
@@ -52,6 +53,18 @@ def _paths(args: argparse.Namespace):
     return model_dir, query, reference, check_output(args.output, input_path=query)
 
 
+def _load(model_class, model_dir: Path, reference):
+    """The saved model, without scvi-tools' note that its file is "already downloaded"."""
+    import scvi
+
+    verbosity = scvi.settings.verbosity
+    scvi.settings.verbosity = logging.WARNING
+    try:
+        return model_class.load(str(model_dir), adata=reference)
+    finally:
+        scvi.settings.verbosity = verbosity
+
+
 def run_map(args: argparse.Namespace) -> int:
     """Run ``indiseek map``; returns the exit status."""
     import indiseek as isk
@@ -63,7 +76,7 @@ def run_map(args: argparse.Namespace) -> int:
     reference, query = read_mudata(reference_path), read_mudata(query_path)
     if args.labels is not None and args.labels not in reference.obs:
         raise UsageError(f"--labels {args.labels!r} is not a column of the reference's .obs: {list(reference.obs)}.")
-    model = isk.IndiSeek.load(str(model_dir), adata=reference)
+    model = _load(isk.IndiSeek, model_dir, reference)
     present = [m for m in model.modality_names if m in query.mod]
     print(
         f"Query: {query.n_obs} cells; modalities {', '.join(query.mod)} (the model's: {', '.join(present) or 'none'})"

@@ -393,6 +393,14 @@ def _message(err: BaseException) -> str:
     return " ".join(str(text).split()) or type(err).__name__
 
 
+def _quiet_dependencies() -> None:
+    """Keep the dependencies' notes for their own developers off the terminal (set before they are imported)."""
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    # mudata's note that a MuData's modalities share feature names, which IndiSeek never joins on
+    warnings.filterwarnings("ignore", message="Cannot join columns with the same name", category=UserWarning)
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``indiseek`` command line.
 
@@ -411,8 +419,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     >>> main(["fit", "-o", "simulated.h5mu", "--n-cells", "300", "--quiet"])  # doctest: +SKIP
     """
     args = _parser().parse_args(argv)
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    _quiet_dependencies()
     from indiseek._files import UsageError
 
     commands = {
