@@ -157,3 +157,12 @@ def test_the_command_line_starts_without_torch_or_scvi_tools():
     assert result.returncode == 0, result.stderr
     with pytest.raises(AttributeError, match="no attribute 'fitt'"):
         isk.fitt  # noqa: B018
+
+
+def test_fit_draws_no_progress_bar_into_a_log_file(tmp_path, capfd):
+    """Without a terminal on stderr (a log file, a pipe, a batch job) ``indiseek fit`` draws no progress bar."""
+    argv = ["fit", "-o", str(tmp_path / "sim.h5mu"), "--n-cells", "200", "--n-comps", "10"]
+    assert main([*argv, "--max-epochs-shared", "2", "--max-epochs-specific", "2"]) == 0
+    out, err = capfd.readouterr()
+    assert "Wrote" in out
+    assert "Epoch" not in out + err and "\r" not in err

@@ -72,7 +72,9 @@ def _add_fit(commands) -> None:
     fit.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, e.g. OMP_NUM_THREADS)")
     fit.add_argument("--save-model", metavar="DIR", help="save the model in DIR after each stage (a checkpoint)")
     fit.add_argument("--resume", action="store_true", help="continue the model saved in --save-model DIR")
-    fit.add_argument("--quiet", action="store_true", help="no progress bar")
+    fit.add_argument(
+        "--quiet", action="store_true", help="no progress bar (none is shown when stderr is not a terminal)"
+    )
 
 
 def _add_grid_options(parser: argparse.ArgumentParser, objectives: Sequence[str], lams: Sequence[float]) -> None:
@@ -364,7 +366,7 @@ def _fit(args: argparse.Namespace) -> int:
         max_epochs_specific=args.max_epochs_specific,
         batch_size=args.batch_size,
         accelerator=args.accelerator,
-        enable_progress_bar=not args.quiet,
+        enable_progress_bar=not args.quiet and sys.stderr.isatty(),  # no carriage-return bars in log files
     )
     try:
         write_atomically(mdata, output)
