@@ -190,7 +190,7 @@ class ModelInference:
         spread: what the source leaves open. With ``method="marginal"`` it is :math:`g_t(Z', C_s)` averaged over
         ``n_samples`` specific features :math:`Z'` drawn from the training cells; this decodes :math:`C_s` as if it
         were :math:`C_t`, which CLIP aligns only approximately, and predicts less well (the study is on
-        :doc:`/benchmarks`, "Reference mapping"). With a batch covariate, the target is decoded at the training
+        :ref:`mapping`). With a batch covariate, the target is decoded at the training
         cells' batch frequencies: a batch-corrected prediction, whatever batch the query comes from.
 
         Parameters

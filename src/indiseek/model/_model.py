@@ -61,7 +61,7 @@ class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
     n_estimator_layers
         Linear layers of the CLUB estimator's mean and log-variance networks (2: one hidden layer, as in Cheng et
         al., 2020). A deeper estimator can memorise the training cells' ``c -> z`` pairs, which it is refitted on
-        all along (:doc:`/benchmarks` has the measurement).
+        all along (:ref:`club-depth` has the measurement).
     dropout
         Dropout rate in the hidden layers of the shared and specific encoders while they train (``None``: from
         ``preset``; 0 is the paper's networks).
@@ -69,11 +69,11 @@ class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
         Share of each cell's input features masked at random (set to zero, the others scaled up as dropout does)
         before the shared encoders while CLIP trains: an augmentation of the pairs that keeps the shared features
         from resting on a few input features on small samples. Stage 2 and the representations see whole inputs
-        (``None``: from ``preset``; 0 is the paper's setting; :doc:`/benchmarks` has the study behind the default).
+        (``None``: from ``preset``; 0 is the paper's setting; :ref:`defaults` has the study behind the default).
     lam
         :math:`\lambda`, the weight of the reconstruction term (paper eq. 2), or ``"auto"``: chosen without labels
         on the validation cells, as the knee of a warm-started path of stage-2 fits between reconstruction error
-        and the specific features' leakage of the other modality's shared features (:doc:`/benchmarks` states the
+        and the specific features' leakage of the other modality's shared features (:ref:`lam-auto` states the
         rule; the path is kept in ``model.lambda_path_``). ``None``: from ``preset``.
     objective
         Stage-2 objective, with everything else equal: ``"indiseek"`` (eq. 2), ``"indiseek_noswitch"`` (CLUB against
@@ -90,7 +90,7 @@ class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
         ``"within_batch"`` (with ``batch_key``): standardise each batch by its own moments, which removes every
         difference between the batches' means and variances from the specific representations, including those
         that come from different cell-type proportions; suited to batches that hold the same populations
-        (:doc:`/benchmarks`, "Batch correction"). Cells of a batch the model has not seen are standardised by the
+        (:ref:`batch-correction`). Cells of a batch the model has not seen are standardised by the
         moments of the training cells' mixture of batches.
     encoder
         Encoder of sequence modalities (built by :func:`indiseek.data.from_arrays` from ``(n, T, d)`` arrays):
@@ -101,11 +101,11 @@ class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
         ``"auto"``: networks that grow with the number of cells registered (2 layers below 2,000 cells and 3 below
         10,000, both with dropout 0.2, and ``input_dropout=0.5`` below 2,000 cells only; from 10,000 cells the
         paper's 5 layers without dropout) and ``lam="auto"``. ``"paper"``: the paper's 5-layer networks of width 50
-        without dropout and :math:`\lambda` = 10. The rule and the evidence behind it are on :doc:`/benchmarks`.
+        without dropout and :math:`\lambda` = 10. The rule and the evidence behind it: :ref:`defaults`.
     batch_weight
         With a batch covariate (``setup_mudata(batch_key=...)``): the weight of the terms that remove the batch from
         the shared and specific representations (:math:`\beta` of :class:`~indiseek.model.IndiSeekModule`; the
-        study behind the default is on :doc:`/benchmarks`). Ignored without one.
+        study behind the default: :ref:`batch-correction`). Ignored without one.
     batch_estimator
         With a batch covariate: the estimator of the batch terms' :math:`q(b \mid \cdot)`, ``"mlp"`` (a classifier
         fitted in alternation) or ``"moments"`` (closed-form Gaussian moments per batch); see
@@ -121,7 +121,7 @@ class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
         per batch after the first), so that no linear function of the shared features tells the batches apart.
         The map is the same for every cell, so it applies to queries from any batch. Where the batches hold the
         cell types in different proportions, the erased directions also carry some of the types' differences
-        (:doc:`/benchmarks`, "Batch correction"). Ignored without one.
+        (:ref:`batch-correction`). Ignored without one.
 
     Attributes
     ----------
