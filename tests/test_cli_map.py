@@ -19,6 +19,7 @@ def fitted(tmp_path_factory):
     isk.datasets.simulated_cite(n_cells=200, n_genes=60, n_proteins=10, seed=0).write_h5mu(folder / "ref_in.h5mu")
     query = isk.datasets.simulated_cite(n_cells=50, n_genes=60, n_proteins=10, seed=1)
     md.MuData({"rna": query["rna"].copy()}).write_h5mu(folder / "query.h5mu")
+    query["rna"].write_h5ad(folder / "query_rna.h5ad")
     args = ["fit", folder / "ref_in.h5mu", "-o", folder / "ref.h5mu", "--save-model", folder / "model", *FAST]
     assert main([str(a) for a in args]) == 0
     return folder
@@ -37,9 +38,31 @@ def test_map_writes_representations_imputation_and_labels(fitted, capsys):
     assert "from X_indiseek_shared_rna" in capsys.readouterr().out
 
 
+def test_map_takes_an_h5ad_of_one_modality_named_by_modality(fitted):
+    """An RNA-only .h5ad (``--modality rna``) is mapped as the same cells in an .h5mu are."""
+    args = ["map", fitted / "model", fitted / "query_rna.h5ad", "-o", fitted / "from_h5ad.h5mu"]
+    assert main([str(a) for a in [*args, "--reference", fitted / "ref.h5mu", "--modality", "rna"]]) == 0
+    args = ["map", fitted / "model", fitted / "query.h5mu", "-o", fitted / "from_h5mu.h5mu"]
+    assert main([str(a) for a in [*args, "--reference", fitted / "ref.h5mu"]]) == 0
+    from_h5ad, from_h5mu = md.read_h5mu(fitted / "from_h5ad.h5mu"), md.read_h5mu(fitted / "from_h5mu.h5mu")
+    assert list(from_h5ad.mod) == ["rna", "prot_imputed"]
+    for key in ("X_indiseek_shared_rna", "X_indiseek_specific_rna"):
+        np.testing.assert_allclose(from_h5ad.obsm[key], from_h5mu.obsm[key], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(from_h5ad["prot_imputed"].X, from_h5mu["prot_imputed"].X, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
+        (lambda a: a.__setitem__(2, a[2].replace("query.h5mu", "query_rna.h5ad")), "name it with --modality"),
+        (
+            lambda a: (
+                a.__setitem__(2, a[2].replace("query.h5mu", "query_rna.h5ad")),
+                a.extend(["--modality", "atac"]),
+            ),
+            "--modality 'atac' is not one of the model's modalities",
+        ),
+        (lambda a: a.extend(["--modality", "rna"]), "--modality is for an .h5ad of one modality"),
         (lambda a: a.__setitem__(1, "nowhere"), "holds no saved model"),
         (lambda a: a.extend(["--labels", "typo"]), "--labels 'typo' is not a column"),
         (lambda a: a.__setitem__(2, "missing.h5mu"), "does not exist"),

@@ -17,9 +17,16 @@ def add_map(commands) -> None:
         "modality it lacks and, with --labels, transfer the reference's labels; write a copy of the query.",
     )
     mapping.add_argument("model", help="folder of the model (indiseek fit --save-model DIR)")
-    mapping.add_argument("query", help="query .h5mu with raw counts of one modality or both")
+    mapping.add_argument(
+        "query", help="query with raw counts: an .h5mu of one modality or both, or an .h5ad of one (with --modality)"
+    )
     mapping.add_argument("-o", "--output", required=True, help="output .h5mu (the query with the results)")
     mapping.add_argument("--reference", required=True, help="the .h5mu the model was trained on (indiseek fit -o)")
+    mapping.add_argument(
+        "--modality",
+        metavar="NAME",
+        help="the query is an .h5ad of this one modality (one of the model's, e.g. rna)",
+    )
     mapping.add_argument("--labels", metavar="KEY", help="column of the reference's .obs to transfer to the query")
     mapping.add_argument(
         "--use-rep",
@@ -53,6 +60,25 @@ def _paths(args: argparse.Namespace):
     return model_dir, query, reference, check_output(args.output, input_path=query)
 
 
+def _read_query(path: Path, modality: str | None):
+    """The query as a MuData: an .h5mu as it is, an .h5ad of one modality (``--modality``) as that modality alone."""
+    import anndata as ad
+    import mudata as md
+
+    from indiseek._files import UsageError, is_mudata_file, read_mudata
+
+    if modality is None:
+        if not is_mudata_file(path) and "feature_types" not in ad.read_h5ad(path, backed="r").var:
+            raise UsageError(
+                f"query {str(path)!r} is an AnnData without var['feature_types']; if it holds one modality's counts, "
+                "name it with --modality (e.g. --modality rna)."
+            )
+        return read_mudata(path)
+    if is_mudata_file(path):
+        raise UsageError(f"--modality is for an .h5ad of one modality; {str(path)!r} is a MuData, which names its own.")
+    return md.MuData({modality: read_mudata(path, as_anndata=True)})
+
+
 def _load(model_class, model_dir: Path, reference):
     """The saved model, without scvi-tools' note that its file is "already downloaded"."""
     import scvi
@@ -73,10 +99,14 @@ def run_map(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     model_dir, query_path, reference_path, output = _paths(args)
-    reference, query = read_mudata(reference_path), read_mudata(query_path)
+    reference, query = read_mudata(reference_path), _read_query(query_path, args.modality)
     if args.labels is not None and args.labels not in reference.obs:
         raise UsageError(f"--labels {args.labels!r} is not a column of the reference's .obs: {list(reference.obs)}.")
     model = _load(isk.IndiSeek, model_dir, reference)
+    if args.modality is not None and args.modality not in model.modality_names:
+        raise UsageError(
+            f"--modality {args.modality!r} is not one of the model's modalities: {', '.join(model.modality_names)}."
+        )
     present = [m for m in model.modality_names if m in query.mod]
     print(
         f"Query: {query.n_obs} cells; modalities {', '.join(query.mod)} (the model's: {', '.join(present) or 'none'})"

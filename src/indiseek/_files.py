@@ -34,21 +34,34 @@ def check_input(path: str | os.PathLike) -> Path:
     return path
 
 
-def read_mudata(path: Path):
-    """A MuData from an .h5mu file, or from an .h5ad holding RNA and protein features (``var["feature_types"]``)."""
-    import anndata as ad
+def is_mudata_file(path: Path) -> bool:
+    """Whether the HDF5 file ``path`` holds a MuData (else it should hold an AnnData)."""
     import h5py
-    import mudata as md
-
-    from indiseek.datasets import cite_h5ad_to_mudata
 
     with h5py.File(path, "r") as f:
         keys = set(f.keys())
     if "mod" in keys:
-        return md.read_h5mu(path)
+        return True
     if not {"X", "obs"} & keys:
         raise UsageError(f"input {str(path)!r} is an HDF5 file but neither a MuData (.h5mu) nor an AnnData (.h5ad).")
+    return False
+
+
+def read_mudata(path: Path, *, as_anndata: bool = False):
+    """A MuData from an .h5mu file, or from an .h5ad holding RNA and protein features (``var["feature_types"]``).
+
+    ``as_anndata=True``: the .h5ad's AnnData as it is (one modality's features).
+    """
+    import anndata as ad
+    import mudata as md
+
+    from indiseek.datasets import cite_h5ad_to_mudata
+
+    if is_mudata_file(path):
+        return md.read_h5mu(path)
     adata = ad.read_h5ad(path)
+    if as_anndata:
+        return adata
     if "feature_types" not in adata.var:
         raise UsageError(
             f"input {str(path)!r} holds one AnnData without var['feature_types'], so its RNA and protein features "
