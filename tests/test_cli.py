@@ -1,3 +1,4 @@
+import logging
 import subprocess
 import sys
 
@@ -166,3 +167,18 @@ def test_fit_draws_no_progress_bar_into_a_log_file(tmp_path, capfd):
     out, err = capfd.readouterr()
     assert "Wrote" in out
     assert "Epoch" not in out + err and "\r" not in err
+    assert logging.root.manager.disable == logging.NOTSET  # the command's quieting of INFO logs ends with it
+
+
+def test_fit_keeps_lightnings_notes_off_the_terminal(tmp_path):
+    """A fresh ``indiseek fit`` (Lightning imported after the command starts, which resets its loggers to INFO)
+    prints no device report, tips, "Seed set" or stopping notes: only the command's own lines."""
+    argv = ["fit", "-o", str(tmp_path / "sim.h5mu"), "--n-cells", "200", "--n-comps", "10"]
+    argv += ["--max-epochs-shared", "2", "--max-epochs-specific", "2"]
+    result = subprocess.run(
+        [sys.executable, "-m", "indiseek.cli", *argv], capture_output=True, text=True, timeout=600, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Wrote" in result.stdout
+    for note in ("GPU available", "Tip", "Seed set", "max_epochs"):
+        assert note not in result.stdout + result.stderr, note

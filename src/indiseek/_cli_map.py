@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import time
 from pathlib import Path
 
@@ -79,18 +78,6 @@ def _read_query(path: Path, modality: str | None):
     return md.MuData({modality: read_mudata(path, as_anndata=True)})
 
 
-def _load(model_class, model_dir: Path, reference):
-    """The saved model, without scvi-tools' note that its file is "already downloaded"."""
-    import scvi
-
-    verbosity = scvi.settings.verbosity
-    scvi.settings.verbosity = logging.WARNING
-    try:
-        return model_class.load(str(model_dir), adata=reference)
-    finally:
-        scvi.settings.verbosity = verbosity
-
-
 def run_map(args: argparse.Namespace) -> int:
     """Run ``indiseek map``; returns the exit status."""
     import indiseek as isk
@@ -102,7 +89,7 @@ def run_map(args: argparse.Namespace) -> int:
     reference, query = read_mudata(reference_path), _read_query(query_path, args.modality)
     if args.labels is not None and args.labels not in reference.obs:
         raise UsageError(f"--labels {args.labels!r} is not a column of the reference's .obs: {list(reference.obs)}.")
-    model = _load(isk.IndiSeek, model_dir, reference)
+    model = isk.IndiSeek.load(str(model_dir), adata=reference)
     if args.modality is not None and args.modality not in model.modality_names:
         raise UsageError(
             f"--modality {args.modality!r} is not one of the model's modalities: {', '.join(model.modality_names)}."

@@ -396,11 +396,16 @@ def _message(err: BaseException) -> str:
 
 
 def _quiet_dependencies() -> None:
-    """Keep the dependencies' notes for their own developers off the terminal (set before they are imported)."""
+    """Keep the dependencies' notes for their own developers off the terminal (set before they are imported).
+
+    Their INFO logs (Lightning's device report, tips and stopping notes, its "Seed set", scvi-tools' file notes) are
+    disabled for the command; warnings and errors still show. Lightning resets its loggers' levels when it is
+    imported, so a level set here would not hold; :func:`logging.disable` does, and :func:`main` lifts it on return.
+    """
     warnings.filterwarnings("ignore", category=FutureWarning)
     # mudata's note that a MuData's modalities share feature names, which IndiSeek never joins on
     warnings.filterwarnings("ignore", message="Cannot join columns with the same name", category=UserWarning)
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    logging.disable(logging.INFO)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -421,7 +426,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     >>> main(["fit", "-o", "simulated.h5mu", "--n-cells", "300", "--quiet"])  # doctest: +SKIP
     """
     args = _parser().parse_args(argv)
+    disabled = logging.root.manager.disable
     _quiet_dependencies()
+    try:
+        return _run(args)
+    finally:
+        logging.disable(disabled)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the parsed command; a user's mistake is printed as one line (exit status 1) unless ``--debug``."""
     from indiseek._files import UsageError
 
     commands = {
