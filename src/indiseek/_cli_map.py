@@ -64,18 +64,24 @@ def _read_query(path: Path, modality: str | None):
     import anndata as ad
     import mudata as md
 
-    from indiseek._files import UsageError, is_mudata_file, read_mudata
+    from indiseek._files import UsageError, is_mudata_file
+    from indiseek.datasets import cite_h5ad_to_mudata
 
-    if modality is None:
-        if not is_mudata_file(path) and "feature_types" not in ad.read_h5ad(path, backed="r").var:
-            raise UsageError(
-                f"query {str(path)!r} is an AnnData without var['feature_types']; if it holds one modality's counts, "
-                "name it with --modality (e.g. --modality rna)."
-            )
-        return read_mudata(path)
     if is_mudata_file(path):
-        raise UsageError(f"--modality is for an .h5ad of one modality; {str(path)!r} is a MuData, which names its own.")
-    return md.MuData({modality: read_mudata(path, as_anndata=True)})
+        if modality is not None:
+            raise UsageError(
+                f"--modality is for an .h5ad of one modality; {str(path)!r} is a MuData, which names its own."
+            )
+        return md.read_h5mu(path)
+    adata = ad.read_h5ad(path)
+    if modality is not None:
+        return md.MuData({modality: adata})
+    if "feature_types" not in adata.var:
+        raise UsageError(
+            f"query {str(path)!r} is an AnnData without var['feature_types']; if it holds one modality's counts, "
+            "name it with --modality (e.g. --modality rna)."
+        )
+    return cite_h5ad_to_mudata(adata)
 
 
 def run_map(args: argparse.Namespace) -> int:

@@ -47,11 +47,8 @@ def is_mudata_file(path: Path) -> bool:
     return False
 
 
-def read_mudata(path: Path, *, as_anndata: bool = False):
-    """A MuData from an .h5mu file, or from an .h5ad holding RNA and protein features (``var["feature_types"]``).
-
-    ``as_anndata=True``: the .h5ad's AnnData as it is (one modality's features).
-    """
+def read_mudata(path: Path):
+    """A MuData from an .h5mu file, or from an .h5ad holding RNA and protein features (``var["feature_types"]``)."""
     import anndata as ad
     import mudata as md
 
@@ -60,8 +57,6 @@ def read_mudata(path: Path, *, as_anndata: bool = False):
     if is_mudata_file(path):
         return md.read_h5mu(path)
     adata = ad.read_h5ad(path)
-    if as_anndata:
-        return adata
     if "feature_types" not in adata.var:
         raise UsageError(
             f"input {str(path)!r} holds one AnnData without var['feature_types'], so its RNA and protein features "
