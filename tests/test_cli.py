@@ -167,6 +167,7 @@ def test_fit_draws_no_progress_bar_into_a_log_file(tmp_path, capfd):
     out, err = capfd.readouterr()
     assert "Wrote" in out
     assert "Epoch" not in out + err and "\r" not in err
+    assert "n_layers=2, dropout=0.2" in out and "chosen on the validation cells" in out  # the settings it ran with
     assert logging.root.manager.disable == logging.NOTSET  # the command's quieting of INFO logs ends with it
 
 

@@ -382,6 +382,9 @@ def _fit(args: argparse.Namespace) -> int:
         f"{epochs.get('specific', 0)} epochs on {len(model.train_indices)} cells "
         f"({len(model.validation_indices)} held out for validation)."
     )
+    print(model.summary_string.splitlines()[0])
+    if model.lam_auto_:
+        print(f"lambda = {model.module.lam:g}, chosen on the validation cells (path: uns['indiseek']['lambda_path']).")
     print(f"Wrote {output} with:")
     for key in keys:
         print(f"  .obsm[{key!r}]  {mdata.obsm[key].shape[0]} x {mdata.obsm[key].shape[1]}")
