@@ -35,7 +35,11 @@ def test_map_writes_representations_imputation_and_labels(fitted, capsys):
     assert mapped["prot_imputed"].uns["indiseek_imputed"]["n_neighbors"] == 5
     assert set(mapped.obs["cell_type_predicted"]) <= set(md.read_h5mu(fitted / "ref.h5mu").obs["cell_type"])
     assert np.all(mapped.obs["cell_type_predicted_confidence"] > 0)
-    assert "from X_indiseek_shared_rna" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "from X_indiseek_shared_rna" in printed
+    types = mapped.obs["cell_type_predicted"].nunique()
+    confidence = np.median(mapped.obs["cell_type_predicted_confidence"])
+    assert f"Labels: {types} of the reference's" in printed and f"median confidence {confidence:.2f}" in printed
 
 
 def test_map_takes_an_h5ad_of_one_modality_named_by_modality(fitted):

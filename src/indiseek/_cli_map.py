@@ -122,6 +122,11 @@ def run_map(args: argparse.Namespace) -> int:
             isk.tl.write_representations(model, reference)
         isk.tl.transfer_labels(reference, query, args.labels, use_rep=use_rep)
         written.append(f"obs[{args.labels + '_predicted'!r}] (from {use_rep})")
+        predicted, confidence = (query.obs[f"{args.labels}_predicted{s}"] for s in ("", "_confidence"))
+        print(
+            f"Labels: {predicted.nunique()} of the reference's {reference.obs[args.labels].nunique()} types; "
+            f"median confidence {confidence.median():.2f} (the share of a cell's reference neighbours that agree)."
+        )
     write_atomically(query, output)
     print(f"Wrote {output} with: " + ", ".join(written))
     print(f"Done in {time.perf_counter() - start:.0f} s.")
