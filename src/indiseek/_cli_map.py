@@ -59,31 +59,6 @@ def _paths(args: argparse.Namespace):
     return model_dir, query, reference, check_output(args.output, input_path=query)
 
 
-def _read_query(path: Path, modality: str | None):
-    """The query as a MuData: an .h5mu as it is, an .h5ad of one modality (``--modality``) as that modality alone."""
-    import anndata as ad
-    import mudata as md
-
-    from indiseek._files import UsageError, is_mudata_file
-    from indiseek.datasets import cite_h5ad_to_mudata
-
-    if is_mudata_file(path):
-        if modality is not None:
-            raise UsageError(
-                f"--modality is for an .h5ad of one modality; {str(path)!r} is a MuData, which names its own."
-            )
-        return md.read_h5mu(path)
-    adata = ad.read_h5ad(path)
-    if modality is not None:
-        return md.MuData({modality: adata})
-    if "feature_types" not in adata.var:
-        raise UsageError(
-            f"query {str(path)!r} is an AnnData without var['feature_types']; if it holds one modality's counts, "
-            "name it with --modality (e.g. --modality rna)."
-        )
-    return cite_h5ad_to_mudata(adata)
-
-
 def run_map(args: argparse.Namespace) -> int:
     """Run ``indiseek map``; returns the exit status."""
     import indiseek as isk
@@ -92,7 +67,8 @@ def run_map(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     model_dir, query_path, reference_path, output = _paths(args)
-    reference, query = read_mudata(reference_path), _read_query(query_path, args.modality)
+    reference = read_mudata(reference_path)
+    query = read_mudata(query_path, modality=args.modality, modality_option="--modality")
     if args.labels is not None and args.labels not in reference.obs:
         raise UsageError(f"--labels {args.labels!r} is not a column of the reference's .obs: {list(reference.obs)}.")
     model = isk.IndiSeek.load(str(model_dir), adata=reference)

@@ -34,33 +34,35 @@ def check_input(path: str | os.PathLike) -> Path:
     return path
 
 
-def is_mudata_file(path: Path) -> bool:
-    """Whether the HDF5 file ``path`` holds a MuData (else it should hold an AnnData)."""
-    import h5py
+def read_mudata(path: Path, *, modality: str | None = None, modality_option: str | None = None):
+    """A MuData from an .h5mu file, or from an .h5ad holding RNA and protein features (``var["feature_types"]``).
 
-    with h5py.File(path, "r") as f:
-        keys = set(f.keys())
-    if "mod" in keys:
-        return True
-    if not {"X", "obs"} & keys:
-        raise UsageError(f"input {str(path)!r} is an HDF5 file but neither a MuData (.h5mu) nor an AnnData (.h5ad).")
-    return False
-
-
-def read_mudata(path: Path):
-    """A MuData from an .h5mu file, or from an .h5ad holding RNA and protein features (``var["feature_types"]``)."""
+    ``modality``: the file is an .h5ad of that one modality's features, returned as a MuData of it alone.
+    ``modality_option``: the command-line option that names such a modality, offered when an .h5ad cannot be split.
+    """
     import anndata as ad
+    import h5py
     import mudata as md
 
     from indiseek.datasets import cite_h5ad_to_mudata
 
-    if is_mudata_file(path):
+    with h5py.File(path, "r") as f:
+        keys = set(f.keys())
+    if "mod" in keys:
+        if modality is not None:
+            raise UsageError(f"{modality_option} is for an .h5ad of one modality; {str(path)!r} is a MuData.")
         return md.read_h5mu(path)
+    if not {"X", "obs"} & keys:
+        raise UsageError(f"input {str(path)!r} is an HDF5 file but neither a MuData (.h5mu) nor an AnnData (.h5ad).")
     adata = ad.read_h5ad(path)
+    if modality is not None:
+        return md.MuData({modality: adata})
     if "feature_types" not in adata.var:
+        fix = f"if it holds one modality's counts, name it with {modality_option} (e.g. {modality_option} rna); "
         raise UsageError(
             f"input {str(path)!r} holds one AnnData without var['feature_types'], so its RNA and protein features "
-            f"cannot be told apart; build a MuData with an 'rna' and a 'prot' modality, e.g. {_CONVERT}"
+            f"cannot be told apart; {fix if modality_option else ''}build a MuData with an 'rna' and a 'prot' "
+            f"modality, e.g. {_CONVERT}"
         )
     return cite_h5ad_to_mudata(adata)
 
