@@ -58,7 +58,7 @@ def read_mudata(path: Path, *, modality: str | None = None, modality_option: str
     if modality is not None:
         return md.MuData({modality: adata})
     if "feature_types" not in adata.var:
-        fix = f"if it holds one modality's counts, name it with {modality_option} (e.g. {modality_option} rna); "
+        fix = f"if it holds one modality's counts, name it with {modality_option} (e.g. {modality_option} rna); otherwise "
         raise UsageError(
             f"input {str(path)!r} holds one AnnData without var['feature_types'], so its RNA and protein features "
             f"cannot be told apart; {fix if modality_option else ''}build a MuData with an 'rna' and a 'prot' "
