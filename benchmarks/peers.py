@@ -5,13 +5,17 @@ scaled), totalVI (scvi-tools defaults, raw counts), WNN (muon, Leiden clusters a
 clusters as labels) and the raw representation (50 RNA PCs and protein CLR, each divided by its mean row norm).
 Scores per representation: k-means ARI/NMI (k = number of labels) and 15-NN label accuracy (5-fold), each on the
 features as written and standardised; for IndiSeek also theta's rank agreement with the WNN RNA weights, and the
-same for theta on the raw representation. Rows are appended to ``--out`` (CSV); ``--table`` summarises it.
+same for theta on the raw representation. With ``--joint-variants``, IndiSeek's joint representation is also scored
+built in other ways from the same fit (``joint_variants``). Rows are appended to ``--out`` (CSV); ``--table``
+summarises it.
 
 Usage::
 
     python benchmarks/peers.py --data ../shared/data/bmmc_cite_600.h5mu --seeds 0 1 2 --out peers.csv
     python benchmarks/peers.py --data ../shared/data/bmmc_cite_600.h5mu --methods indiseek --fit '{"lam": 100}' \
         --tag lam100 --seeds 0 1 2 --out peers.csv
+    python benchmarks/peers.py --data ../shared/data/bmmc_cite_600.h5mu --methods indiseek --joint-variants \
+        --tag joints --seeds 10 11 12 --out joints.csv
     python benchmarks/peers.py --table peers.csv
 """
 
@@ -39,7 +43,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import StandardScaler
 
 import indiseek as isk
-from indiseek.model._explained import joint_weights
+from indiseek.model._explained import joint_weights, total_variance
 
 METHODS = ("indiseek", "raw", "mofa", "totalvi", "wnn")
 COLUMNS = (
@@ -108,7 +112,7 @@ def theta_rho(mdata, groupby: str, weight_key: str, use_rep=None) -> float:
     return float(mdata.uns["indiseek_rank_agreement"]["rho"])
 
 
-def run_indiseek(mdata, seed, groupby, weight_key, fit_kwargs):
+def run_indiseek(mdata, seed, groupby, weight_key, fit_kwargs, variants=False):
     model = isk.tl.fit(mdata, seed=seed, enable_progress_bar=False, n_threads=1, **fit_kwargs)
     extra = {"rho": theta_rho(mdata, groupby, weight_key), "lam": model.module.lam}
     extra["rho_raw"] = theta_rho(mdata, groupby, weight_key, ("X_raw_rna", "X_raw_prot"))
@@ -120,7 +124,38 @@ def run_indiseek(mdata, seed, groupby, weight_key, fit_kwargs):
         for mod, short in zip(model.modality_names, ("rna", "prot"), strict=True)
     }
     reps = {names.get(k, k): mdata.obsm[k] for k in mdata.obsm if k.startswith("X_indiseek")}
+    if variants:
+        reps.update(joint_variants(model))
     return {**reps, **path_representations(model)}, extra
+
+
+@torch.no_grad()
+def joint_variants(model) -> dict:
+    """The training cells' joint representation built in three other ways from the same fit.
+
+    ``joint_equal``: the four latent blocks, each scaled to a total variance of 1; ``joint_shared``: the two shared
+    blocks at the model's weights; ``joint_decoded``: per modality, the decoder's output split into its shared part
+    g(mean Z, C) and the rest g(Z, C) - g(mean Z, C), in the networks' input units and divided by the modality's
+    total standard deviation (mean Z over the training cells).
+    """
+    module = model.module.eval()
+    shared, specific, decoded = [], [], [[], []]
+    for i, x in enumerate(model._training_tensors()):
+        c, z = model._encode(x, i, "shared"), model._encode(x, i, "specific")
+        shared.append(c)
+        specific.append(z)
+        mean_z = z[torch.as_tensor(model.train_indices)].mean(0, keepdim=True).expand_as(z)
+        full, part = module.decode(z, c, i), module.decode(mean_z, c, i)
+        scale = total_variance(module.scaled(x, i)) ** 0.5
+        decoded[0].append(part / scale)
+        decoded[1].append((full - part) / scale)
+    unit = lambda block: block / total_variance(block) ** 0.5
+    weights = model.joint_weights_
+    return {
+        "joint_equal": torch.cat([unit(b) for b in shared + specific], dim=1).numpy(),
+        "joint_shared": torch.cat([w * b for w, b in zip(weights, shared, strict=False)], dim=1).numpy(),
+        "joint_decoded": torch.cat(decoded[0] + decoded[1], dim=1).numpy(),
+    }
 
 
 def path_representations(model) -> dict:
@@ -200,13 +235,13 @@ def wnn_clusters(mdata, n_labels: int, seed: int) -> np.ndarray:
     return best[1]
 
 
-def run_method(method, path, seed, groupby, fit_kwargs):
+def run_method(method, path, seed, groupby, fit_kwargs, variants=False):
     mdata, rna, prot = prepared(path, groupby)
     labels = mdata.obs[groupby].astype(str).to_numpy()
     weight_key = f"{rna}:mod_weight"
     start = time.perf_counter()
     if method == "indiseek":
-        reps, extra = run_indiseek(mdata, seed, groupby, weight_key, fit_kwargs)
+        reps, extra = run_indiseek(mdata, seed, groupby, weight_key, fit_kwargs, variants)
     elif method == "mofa":
         reps, extra = run_mofa(mdata, seed, rna, prot)
     elif method == "totalvi":
@@ -282,6 +317,7 @@ def main() -> None:
     parser.add_argument("--groupby", default="cell_type")
     parser.add_argument("--fit", default="{}", help="tl.fit keywords as JSON")
     parser.add_argument("--tag", default=None, help="name of the IndiSeek setting in the table")
+    parser.add_argument("--joint-variants", action="store_true", help="also score the joint built other ways")
     parser.add_argument("--out")
     parser.add_argument("--table")
     args = parser.parse_args()
@@ -295,7 +331,7 @@ def main() -> None:
     torch.set_num_threads(1)  # faster than 2 on this machine for every method here (benchmarks/threads.py)
     for method in args.methods:
         for seed in args.seeds:
-            rows = run_method(method, args.data, seed, args.groupby, fit_kwargs)
+            rows = run_method(method, args.data, seed, args.groupby, fit_kwargs, args.joint_variants)
             tag = (args.tag or "indiseek") if method == "indiseek" else method
             frame = pd.DataFrame(rows).assign(data=Path(args.data).stem, tag=tag, seed=seed).reindex(columns=COLUMNS)
             print(frame.drop(columns=["data"]).dropna(axis=1, how="all").round(3).to_string(index=False), flush=True)
