@@ -103,8 +103,13 @@ def test_missing_and_misspelt_modality_layer_obsm():
     mdata = raw()
     with pytest.raises(KeyError, match="'protein' is not in the MuData; it has \\['rna', 'prot'\\]"):
         isk.tl.fit(mdata, modalities=("rna", "protein"))
-    with pytest.raises(KeyError, match="Layer 'counts' is not in modality 'prot'"):
+    mdata["prot"].layers["background"] = mdata["prot"].X.copy()
+    # the stored layers only (anndata 0.13 also lists .X, as None)
+    with pytest.raises(KeyError, match=r"Layer 'counts' is not in modality 'prot'; it has \['background'\]\. Run"):
         isk.tl.fit(mdata, inputs={"prot": "layers/counts"})
+    with pytest.raises(KeyError, match=r"Layer 'counts' is not in modality 'rna'; it has \[\]\."):
+        isk.pp.prepare(mdata, counts_layer="counts")
+    del mdata["prot"].layers["background"]
     with pytest.raises(KeyError, match="`.obsm\\['X_pca'\\]` is not in modality 'rna'.*pp.prepare"):
         isk.tl.fit(mdata, inputs={"rna": "obsm/X_pca"})
     with pytest.raises(ValueError, match='must be "X", "layers/<name>" or "obsm/<key>"'):

@@ -40,6 +40,16 @@ def check_mudata(mdata, modalities: tuple[str, ...]) -> None:
             )
 
 
+def check_layer(adata, layer: str, modality: str, fix: str = "") -> None:
+    """Refuse a ``layer`` that ``adata`` (modality ``modality``) lacks, listing the layers it has and ``fix``.
+
+    anndata 0.13 lists ``.X`` among the layers as ``None``; the message names only the stored layers.
+    """
+    if layer not in adata.layers:
+        names = [name for name in adata.layers if name is not None]
+        raise KeyError(f"Layer {layer!r} is not in modality {modality!r}; it has {names}.{fix}")
+
+
 def check_finite(x, what: str) -> None:
     """Raise if ``x`` (dense or sparse) has NaN or infinite values."""
     values = x.data if sp.issparse(x) else np.asarray(x)

@@ -226,8 +226,8 @@ class ModelInference:
         >>> model = isk.tl.fit(mdata, n_comps=20, max_epochs_shared=2, max_epochs_specific=2, enable_progress_bar=False)
         >>> rna_only = mdata["rna"][:40].copy()
         >>> imputed = model.impute(rna_only, source="rna")
-        >>> imputed.shape, sorted(imputed.layers)
-        ((40, 25), ['std'])
+        >>> imputed.shape, imputed.layers["std"].shape
+        ((40, 25), (40, 25))
         """
         self._check_imputes(method, n_neighbors, n_samples)
         s = self._modality_index(source)

@@ -11,6 +11,7 @@ from mudata import MuData
 from scvi.data.fields import MuDataCategoricalObsField, MuDataLayerField, MuDataNumericalObsField, MuDataObsmField
 
 from indiseek._constants import BATCH_KEY, LENGTH_KEY, SEQUENCE_KEY
+from indiseek._validation import check_layer
 
 
 def modality_fields(mdata: MuData, key: str, modality: str, layer: str | None, obsm_key: str | None) -> list:
@@ -33,11 +34,8 @@ def modality_fields(mdata: MuData, key: str, modality: str, layer: str | None, o
                 "each sequence; build it with `indiseek.data.from_arrays`."
             )
         fields.append(MuDataNumericalObsField(f"{key}_{LENGTH_KEY}", LENGTH_KEY, mod_key=modality, mod_required=True))
-    if layer is not None and layer not in mod.layers:
-        raise KeyError(
-            f"Layer {layer!r} is not in modality {modality!r}; it has {list(mod.layers)}. Run "
-            "`indiseek.pp.prepare(mdata)` or pass an existing layer."
-        )
+    if layer is not None:
+        check_layer(mod, layer, modality, " Run `indiseek.pp.prepare(mdata)` or pass an existing layer.")
     fields.append(
         MuDataLayerField(
             key, layer, mod_key=modality, is_count_data=False, correct_data_format=False, mod_required=True

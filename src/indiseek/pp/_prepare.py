@@ -14,7 +14,7 @@ from mudata import MuData
 from indiseek._constants import CLR_MEAN_KEY, LOGNORM_MEAN_KEY, PREPARE_KEY
 from indiseek._inputs import guess_modalities
 from indiseek._threads import keeps_torch_threads
-from indiseek._validation import check_counts, check_mudata
+from indiseek._validation import check_counts, check_layer, check_mudata
 
 
 def _guess_modalities(mdata: MuData, rna: str | None, prot: str | None) -> tuple[str, str]:
@@ -90,8 +90,8 @@ def prepare(
     counts = {}
     for name in (rna, prot):
         mod = mdata.mod[name]
-        if counts_layer is not None and counts_layer not in mod.layers:
-            raise KeyError(f"Layer {counts_layer!r} is not in modality {name!r}; it has {list(mod.layers)}.")
+        if counts_layer is not None:
+            check_layer(mod, counts_layer, name)
         counts[name] = mod.X if counts_layer is None else mod.layers[counts_layer]
         where = ".X" if counts_layer is None else f".layers[{counts_layer!r}]"
         check_counts(counts[name], f"Modality {name!r} ({where})")
