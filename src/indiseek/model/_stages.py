@@ -5,7 +5,9 @@ from __future__ import annotations
 import warnings
 
 import pandas as pd
+from lightning.pytorch.callbacks import EarlyStopping
 from scvi import settings
+from scvi.model._utils import use_distributed_sampler
 from scvi.train import TrainRunner
 
 from ._data import InMemoryDataSplitter
@@ -36,8 +38,12 @@ class StageTraining:
         data = InMemoryDataSplitter(tensors, **split, **plan.loader_kwargs)
         runner_kwargs = {**runner_kwargs, "strategy": ddp_strategy(runner_kwargs["strategy"])}  # a new one per stage
         early_stopping = runner_kwargs.pop("early_stopping") and stage == "shared"
+        patience = runner_kwargs.pop("early_stopping_patience")
         interrupt = StopOnInterrupt()
         callbacks = [*(runner_kwargs.pop("callbacks", None) or []), interrupt]  # a new list: scvi's Trainer appends
+        if early_stopping and not use_distributed_sampler(runner_kwargs["strategy"]):  # scvi-tools warns under DDP
+            # Lightning's callback: scvi-tools' LoudEarlyStopping prints its reason to stdout, under the progress bars
+            callbacks.append(EarlyStopping(monitor=plan.monitor, patience=patience, mode="min"))
         self.is_trained_ = False  # each stage's history is kept whole, not appended to the other's
         if stage == "shared":
             self.module.erase_batch_from_shared(None, None)  # stage 1 trains the shared features as they are
@@ -47,8 +53,6 @@ class StageTraining:
             training_plan=plan,
             data_splitter=data,
             max_epochs=n_epochs,
-            early_stopping=early_stopping,
-            early_stopping_monitor=plan.monitor,
             callbacks=callbacks,
             **{"log_every_n_steps": 1, **runner_kwargs},
         )
