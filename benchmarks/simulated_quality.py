@@ -16,16 +16,21 @@ Usage::
     python benchmarks/simulated_quality.py --n-cells 2000 --seeds 0 1 2 --n-train 300   # a small sample's size
     python benchmarks/simulated_quality.py --n-cells 2000 --seeds 0 1 2 --dropout 0.2   # dropout in the encoders
     python benchmarks/simulated_quality.py --n-cells 2000 --seeds 0 1 2 --input-dropout 0   # no masking in stage 1
+    python benchmarks/simulated_quality.py --n-cells 2000 --seeds 0 --fit '{"n_estimator_steps": 10}'   # any option
+    python benchmarks/simulated_quality.py --n-cells 2000 --seeds 0 1 2 --out sim.csv   # per-seed rows to a CSV
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import scvi
 from sklearn.linear_model import RidgeCV
 
@@ -89,6 +94,10 @@ def main() -> None:
     parser.add_argument("--input-dropout", type=float, default=None, help="share of inputs masked in stage 1")
     parser.add_argument("--preset", default=None, help='"paper" for the paper\'s networks and lambda')
     parser.add_argument("--long-schedule", action="store_true", help="2,000 epochs per stage at lr 1e-4 (the paper)")
+    parser.add_argument("--out", default=None, help="append one row per seed, representation and block to this CSV")
+    parser.add_argument(
+        "--fit", type=json.loads, default={}, help="other options of tl.fit as JSON, e.g. '{\"n_estimator_steps\": 10}'"
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
@@ -97,7 +106,7 @@ def main() -> None:
     schedule = LONG_SCHEDULE if args.long_schedule else {}
     given = {"lam": args.lam, "n_layers": args.n_layers, "dropout": args.dropout, "preset": args.preset}
     given["input_dropout"] = args.input_dropout
-    fit_kwargs = {**{k: v for k, v in given.items() if v is not None}, **schedule}
+    fit_kwargs = {**{k: v for k, v in given.items() if v is not None}, **schedule, **args.fit}
     results = [evaluate(args.n_cells, seed, n_train=args.n_train, **fit_kwargs) for seed in args.seeds]
     n = results[0]["n_held_out"]
     print(
@@ -121,6 +130,21 @@ def main() -> None:
             values = np.array([r["r2"][name][b] for r in results])
             cells.append(f"{values.mean():.3f} ({values.min():.3f}-{values.max():.3f})")
         print(f"| {name} | " + " | ".join(cells) + " |")
+    if args.out:
+        _append_rows(args.out, args.n_cells, fit_kwargs, args.seeds, results)
+
+
+def _append_rows(path: str, n_cells: int, fit_kwargs: dict, seeds: list[int], results: list[dict]) -> None:
+    """One row per seed, representation and true block (held-out R^2), with the settings and the chosen lambda."""
+    rows = [
+        {"n_cells": n_cells, "settings": json.dumps(fit_kwargs, sort_keys=True), "seed": seed, "lam": r["lam"]}
+        | {"representation": name, "block": b, "r2": r["r2"][name][b], "seconds": r["seconds"]}
+        for seed, r in zip(seeds, results, strict=True)
+        for name in r["r2"]
+        for b in BLOCKS
+    ]
+    frame = pd.DataFrame(rows)
+    frame.to_csv(path, mode="a", header=not Path(path).exists(), index=False)
 
 
 if __name__ == "__main__":
