@@ -18,11 +18,14 @@ Usage::
     python benchmarks/simulated_quality.py --n-cells 2000 --seeds 0 1 2 --input-dropout 0   # no masking in stage 1
     python benchmarks/simulated_quality.py --n-cells 2000 --seeds 0 --fit '{"n_estimator_steps": 10}'   # any option
     python benchmarks/simulated_quality.py --n-cells 2000 --seeds 0 1 2 --out sim.csv   # per-seed rows to a CSV
+
+With ``lam="auto"`` (the default) it also scores the specific blocks at the end of every step of the lambda path.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import time
@@ -69,6 +72,7 @@ def evaluate(n_cells: int, seed: int, n_train: int | None = None, **fit_kwargs) 
     r2 = {name: {b: held_out_r2(x, truth[b]) for b in BLOCKS} for name, x in rep.items()}
     r2["raw_rna_pcs"] = {b: held_out_r2(mdata["rna"].obsm["X_pca"][held_out], truth[b]) for b in BLOCKS}
     r2["raw_prot_clr"] = {b: held_out_r2(mdata["prot"].layers["clr"][held_out], truth[b]) for b in BLOCKS}
+    path = _path_r2(model, mdata, held_out, truth) if getattr(model, "lambda_path_", None) is not None else None
     return {
         "seconds": seconds,
         "epochs": {s: len(model.history[f"{s}_loss_train"]) for s in ("shared", "specific")},
@@ -78,7 +82,23 @@ def evaluate(n_cells: int, seed: int, n_train: int | None = None, **fit_kwargs) 
         "n_train": len(train),
         "r2": r2,
         "lam": model.module.lam,
+        "path": path,
     }
+
+
+def _path_r2(model, mdata, held_out: np.ndarray, truth: dict) -> list[dict]:
+    """``lam="auto"``: the specific blocks' held-out R^2 at the end of each step of the lambda path."""
+    final = copy.deepcopy(model.module.state_dict())
+    steps = []
+    for lam, state in zip(model.lambda_path_["lam"], model._lambda_states, strict=True):
+        model.module.load_state_dict(state)
+        r2 = {}
+        for m in ("rna", "prot"):
+            z = model.get_latent_representation(mdata, modality=m, kind="specific", indices=held_out)
+            r2[f"specific_{m}"] = {b: held_out_r2(z, truth[b]) for b in BLOCKS}
+        steps.append({"lam": float(lam), "r2": r2})
+    model.module.load_state_dict(final)
+    return steps
 
 
 def main() -> None:
@@ -130,8 +150,28 @@ def main() -> None:
             values = np.array([r["r2"][name][b] for r in results])
             cells.append(f"{values.mean():.3f} ({values.min():.3f}-{values.max():.3f})")
         print(f"| {name} | " + " | ".join(cells) + " |")
+    if results[0]["path"] is not None:
+        _print_path(results)
     if args.out:
         _append_rows(args.out, args.n_cells, fit_kwargs, args.seeds, results)
+
+
+def _print_path(results: list[dict]) -> None:
+    """Per step of the lambda path: the specific blocks' R^2 of the shared and their own factors, mean over seeds."""
+    print("\nAlong the lambda path (end of each step), mean over seeds (min-max):\n")
+    print(
+        "| lambda | chosen (seeds) | Z_rna: shared | Z_rna: RNA-specific | Z_prot: shared | Z_prot: protein-specific |"
+    )
+    print("|---|---|---|---|---|---|")
+    for k, step in enumerate(results[0]["path"]):
+        lam = step["lam"]
+        cells = []
+        for name, own in (("specific_rna", "rna"), ("specific_prot", "prot")):
+            for b in ("shared", own):
+                values = np.array([r["path"][k]["r2"][name][b] for r in results])
+                cells.append(f"{values.mean():.3f} ({values.min():.3f}-{values.max():.3f})")
+        chosen = sum(r["lam"] == lam for r in results)
+        print(f"| {lam:g} | {chosen} | " + " | ".join(cells) + " |")
 
 
 def _append_rows(path: str, n_cells: int, fit_kwargs: dict, seeds: list[int], results: list[dict]) -> None:
@@ -141,6 +181,14 @@ def _append_rows(path: str, n_cells: int, fit_kwargs: dict, seeds: list[int], re
         | {"representation": name, "block": b, "r2": r["r2"][name][b], "seconds": r["seconds"]}
         for seed, r in zip(seeds, results, strict=True)
         for name in r["r2"]
+        for b in BLOCKS
+    ]
+    rows += [
+        {"n_cells": n_cells, "settings": json.dumps(fit_kwargs, sort_keys=True), "seed": seed, "lam": r["lam"]}
+        | {"representation": name, "block": b, "r2": step["r2"][name][b], "path_lam": step["lam"]}
+        for seed, r in zip(seeds, results, strict=True)
+        for step in r["path"] or []
+        for name in step["r2"]
         for b in BLOCKS
     ]
     frame = pd.DataFrame(rows)
