@@ -176,21 +176,14 @@ def _print_path(results: list[dict]) -> None:
 
 def _append_rows(path: str, n_cells: int, fit_kwargs: dict, seeds: list[int], results: list[dict]) -> None:
     """One row per seed, representation and true block (held-out R^2), with the settings and the chosen lambda."""
-    rows = [
-        {"n_cells": n_cells, "settings": json.dumps(fit_kwargs, sort_keys=True), "seed": seed, "lam": r["lam"]}
-        | {"representation": name, "block": b, "r2": r["r2"][name][b], "seconds": r["seconds"]}
-        for seed, r in zip(seeds, results, strict=True)
-        for name in r["r2"]
-        for b in BLOCKS
-    ]
-    rows += [
-        {"n_cells": n_cells, "settings": json.dumps(fit_kwargs, sort_keys=True), "seed": seed, "lam": r["lam"]}
-        | {"representation": name, "block": b, "r2": step["r2"][name][b], "path_lam": step["lam"]}
-        for seed, r in zip(seeds, results, strict=True)
-        for step in r["path"] or []
-        for name in step["r2"]
-        for b in BLOCKS
-    ]
+    settings = json.dumps(fit_kwargs, sort_keys=True)
+    rows = []
+    for seed, r in zip(seeds, results, strict=True):
+        run = {"n_cells": n_cells, "settings": settings, "seed": seed, "lam": r["lam"], "seconds": r["seconds"]}
+        rows += [run | {"representation": n, "block": b, "r2": v[b]} for n, v in r["r2"].items() for b in BLOCKS]
+        for step in r["path"] or []:
+            at = run | {"path_lam": step["lam"]}
+            rows += [at | {"representation": n, "block": b, "r2": v[b]} for n, v in step["r2"].items() for b in BLOCKS]
     frame = pd.DataFrame(rows)
     frame.to_csv(path, mode="a", header=not Path(path).exists(), index=False)
 
