@@ -44,6 +44,7 @@ from sklearn.preprocessing import StandardScaler
 
 import indiseek as isk
 from indiseek.model._explained import joint_weights, total_variance
+from indiseek.model._lambda import path_segments
 
 METHODS = ("indiseek", "raw", "mofa", "totalvi", "wnn")
 COLUMNS = (
@@ -153,7 +154,7 @@ def joint_variants(model) -> dict:
     weights = model.joint_weights_
     return {
         "joint_equal": torch.cat([unit(b) for b in shared + specific], dim=1).numpy(),
-        "joint_shared": torch.cat([w * b for w, b in zip(weights, shared, strict=False)], dim=1).numpy(),
+        "joint_shared": torch.cat([w * b for w, b in zip(weights[:2], shared, strict=True)], dim=1).numpy(),
         "joint_decoded": torch.cat(decoded[0] + decoded[1], dim=1).numpy(),
     }
 
@@ -163,17 +164,13 @@ def path_representations(model) -> dict:
 
     Each segment's joint representation is weighted by that segment's own explained variance.
     """
-    states = getattr(model, "_lambda_states", None) or []
-    out, x = {}, model._training_tensors()
-    final = {k: v.clone() for k, v in model.module.state_dict().items()}, model.joint_weights_
-    for lam, state in zip(model.lambda_path_["lam"], states, strict=True) if states else ():
-        model.module.load_state_dict(state)
+    out, x, weights = {}, model._training_tensors(), model.joint_weights_
+    for lam in path_segments(model):
         model.joint_weights_, _ = joint_weights(model, x, model.train_indices, model.validation_indices)
         part = model.adata.copy()
         isk.tl.write_representations(model, part)
         out[f"path_lam{lam:g}"] = part.obsm["X_indiseek"]
-    model.module.load_state_dict(final[0])
-    model.joint_weights_ = final[1]
+    model.joint_weights_ = weights
     return out
 
 

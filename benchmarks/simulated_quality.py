@@ -25,7 +25,6 @@ With ``lam="auto"`` (the default) it also scores the specific blocks at the end 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import logging
 import time
@@ -38,6 +37,7 @@ import scvi
 from sklearn.linear_model import RidgeCV
 
 import indiseek as isk
+from indiseek.model._lambda import path_segments
 
 BLOCKS = ("shared", "rna", "prot")
 # The paper's schedule for real data (appendix): 2,000 epochs per stage at learning rate 1e-4, no early stopping.
@@ -88,16 +88,13 @@ def evaluate(n_cells: int, seed: int, n_train: int | None = None, **fit_kwargs) 
 
 def _path_r2(model, mdata, held_out: np.ndarray, truth: dict) -> list[dict]:
     """``lam="auto"``: the specific blocks' held-out R^2 at the end of each step of the lambda path."""
-    final = copy.deepcopy(model.module.state_dict())
     steps = []
-    for lam, state in zip(model.lambda_path_["lam"], model._lambda_states, strict=True):
-        model.module.load_state_dict(state)
+    for lam in path_segments(model):
         r2 = {}
         for m in ("rna", "prot"):
             z = model.get_latent_representation(mdata, modality=m, kind="specific", indices=held_out)
             r2[f"specific_{m}"] = {b: held_out_r2(z, truth[b]) for b in BLOCKS}
-        steps.append({"lam": float(lam), "r2": r2})
-    model.module.load_state_dict(final)
+        steps.append({"lam": lam, "r2": r2})
     return steps
 
 

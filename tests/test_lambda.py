@@ -6,7 +6,7 @@ import pytest
 from conftest import QUIET
 
 import indiseek as isk
-from indiseek.model._lambda import LAMBDA_PATH, knee, leakage
+from indiseek.model._lambda import LAMBDA_PATH, knee, leakage, path_segments
 from indiseek.model._presets import PAPER, preset_settings
 
 matplotlib.use("Agg")
@@ -61,11 +61,19 @@ def test_auto_lambda_trains_the_path_and_records_it(tmp_path):
     assert len(model.history["specific_loss_train"]) == 8 + 4 * 2 + 4
     recorded = mdata.uns["indiseek"]["lambda_path"]
     np.testing.assert_array_equal(recorded["reconstruction"], path["reconstruction"].to_numpy())
+    final = model.get_latent_representation(mdata, modality="prot", kind="specific")
+    segments = {
+        lam: model.get_latent_representation(mdata, modality="prot", kind="specific") for lam in path_segments(model)
+    }
+    assert list(segments) == list(LAMBDA_PATH)
+    assert not np.allclose(segments[1.0], segments[10_000.0])  # each segment's own weights were loaded
+    np.testing.assert_array_equal(model.get_latent_representation(mdata, modality="prot", kind="specific"), final)
     fig = isk.pl.lambda_path(mdata, return_fig=True)
     assert fig.axes[0].get_title() == f"chosen $\\lambda$ = {model.module.lam:g}"
     model.save(tmp_path / "model", save_anndata=False)
     loaded = isk.IndiSeek.load(str(tmp_path / "model"), adata=mdata)
     assert loaded.lambda_path_.equals(path)
+    assert list(path_segments(loaded)) == []  # the segments' weights are not saved
 
 
 def test_auto_lambda_needs_validation_cells_and_says_so_before_training(tiny):

@@ -18,6 +18,8 @@ at that :math:`\lambda` for a quarter of the stage's epochs.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 import torch
@@ -74,6 +76,33 @@ def validation_scores(model, tensors: dict, train_idx: np.ndarray, val_idx: np.n
             z_train, c_other[probe_idx], z_val.numpy(), c_other[val_idx]
         )
     return {"reconstruction": float(np.mean(errors)), "leakage": max(leaks.values()), **leaks}
+
+
+def path_segments(model) -> Iterator[float]:
+    """Load the weights of each segment of the lambda path in turn and yield its lambda, for studies of the rule.
+
+    The model's final weights come back when the loop ends (also when it is left early). Nothing is yielded without
+    a stored path: a model trained at a fixed lambda, or loaded from disk (the segments' weights are not saved).
+
+    Examples
+    --------
+    >>> import indiseek as isk
+    >>> from indiseek.model._lambda import path_segments
+    >>> mdata = isk.datasets.simulated_cite(n_cells=300, n_genes=120, seed=0)
+    >>> model = isk.tl.fit(mdata, n_comps=20, max_epochs_shared=2, max_epochs_specific=10, enable_progress_bar=False)
+    >>> list(path_segments(model))
+    [1.0, 10.0, 100.0, 1000.0, 10000.0]
+    """
+    states = getattr(model, "_lambda_states", None) or []
+    if not states:
+        return
+    final = {name: value.detach().clone() for name, value in model.module.state_dict().items()}
+    try:
+        for lam, state in zip(model.lambda_path_["lam"], states, strict=True):
+            model.module.load_state_dict(state)
+            yield float(lam)
+    finally:
+        model.module.load_state_dict(final)
 
 
 def train_path(model, train_segment, tensors: dict, split: dict, n_epochs: int) -> pd.DataFrame:
