@@ -1,4 +1,6 @@
 import copy
+import logging
+import warnings
 
 import numpy as np
 import pytest
@@ -219,6 +221,40 @@ def test_stage1_stops_early_at_its_best_epoch_without_printing(tiny, capfd):
     assert len(validation) < 300
     assert len(validation) - 1 - validation.argmin() == 3  # stopped after 3 epochs without improvement
     assert "Monitored metric" not in capfd.readouterr().out
+
+
+def test_lightning_start_up_messages_appear_once_per_train_call(tiny):
+    """`lam="auto"` runs seven trainers in one `train` call: the device lines and tips appear once, and none of the
+    per-trainer "`Trainer.fit` stopped" lines (their epoch counts are those of one step of the path)."""
+    records: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())
+    parents = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric", "lightning_utilities")]
+    levels = [parent.level for parent in parents]
+    for parent in parents:
+        parent.setLevel(logging.INFO)
+        parent.addHandler(handler)
+    try:
+        model = isk.tl.fit(tiny, n_hidden=8, n_layers=2, max_epochs_shared=2, max_epochs_specific=10, **QUIET)
+    finally:
+        for parent, level in zip(parents, levels, strict=True):
+            parent.removeHandler(handler)
+            parent.setLevel(level)
+    assert len(model.lambda_path_) == 5  # five steps of the path and the chosen one trained on: seven trainers
+    assert sum(message.startswith("GPU available") for message in records) == 1
+    assert not [message for message in records if message.startswith("`Trainer.fit` stopped")]
+    assert len(records) == len(set(records))
+
+
+def test_training_hides_the_libraries_deprecation_warnings_about_each_other(tiny):
+    """A fit shows the user no FutureWarning that Lightning raises by using torch's deprecated ``LeafSpec``; the
+    user's own warnings filters still apply outside training."""
+    mine = "`isinstance(treespec, LeafSpec)` is deprecated (raised by the user)"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        isk.tl.fit(tiny, n_hidden=8, n_layers=2, lam=10.0, max_epochs_shared=1, max_epochs_specific=1, **QUIET)
+        warnings.warn(mine, FutureWarning, stacklevel=1)
+    assert [str(w.message) for w in caught if "LeafSpec" in str(w.message)] == [mine]
 
 
 def test_module_loss_and_sample_follow_the_scvi_api(tiny):

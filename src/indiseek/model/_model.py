@@ -33,7 +33,7 @@ from ._setup import (
     modality_fields,
     register_quietly,
 )
-from ._stages import StageTraining
+from ._stages import StageTraining, lightning_messages_once
 from ._trainingplan import IndiSeekTrainingPlan, default_epochs
 
 _KEYS = (X1_KEY, X2_KEY)
@@ -433,24 +433,25 @@ class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
         }
         history: dict[str, pd.DataFrame] = {}
         stages = STAGES if self.module.has_specific else STAGES[:1]
-        for stage, max_epochs in zip(stages, (max_epochs_shared, max_epochs_specific)[: len(stages)], strict=True):
-            n_epochs = default_epochs(len(train_idx), batch_size, stage) if max_epochs is None else int(max_epochs)
-            if n_epochs == 0:
-                continue
-            tensors = {"x1": x1, "x2": x2, **({} if batch is None else {"batch": batch})}
-            if stage == "specific":  # the shared features are fixed in stage 2: compute them once
-                tensors.update(c1=self._encode(x1, 0, "shared"), c2=self._encode(x2, 1, "shared"))
-            split = {"train_idx": train_idx, "val_idx": val_idx, "seed": seed or 0}
-            if stage == "specific" and self.lam_auto_:
-                interrupted = self._train_lambda_path(tensors, split, n_epochs, plan_kwargs, runner_kwargs)
-            else:
-                interrupted = self._train_stage(stage, tensors, split, n_epochs, plan_kwargs, runner_kwargs)
-            history.update(self.history_ or {})
-            if interrupted:
-                break
-            if checkpoint_dir is not None:
-                self.history_ = history
-                self.save(str(checkpoint_dir), overwrite=True, save_anndata=False)
+        with lightning_messages_once():  # one train call runs up to seven trainers
+            for stage, max_epochs in zip(stages, (max_epochs_shared, max_epochs_specific)[: len(stages)], strict=True):
+                n_epochs = default_epochs(len(train_idx), batch_size, stage) if max_epochs is None else int(max_epochs)
+                if n_epochs == 0:
+                    continue
+                tensors = {"x1": x1, "x2": x2, **({} if batch is None else {"batch": batch})}
+                if stage == "specific":  # the shared features are fixed in stage 2: compute them once
+                    tensors.update(c1=self._encode(x1, 0, "shared"), c2=self._encode(x2, 1, "shared"))
+                split = {"train_idx": train_idx, "val_idx": val_idx, "seed": seed or 0}
+                if stage == "specific" and self.lam_auto_:
+                    interrupted = self._train_lambda_path(tensors, split, n_epochs, plan_kwargs, runner_kwargs)
+                else:
+                    interrupted = self._train_stage(stage, tensors, split, n_epochs, plan_kwargs, runner_kwargs)
+                history.update(self.history_ or {})
+                if interrupted:
+                    break
+                if checkpoint_dir is not None:
+                    self.history_ = history
+                    self.save(str(checkpoint_dir), overwrite=True, save_anndata=False)
         self.history_ = history
         self.is_trained_ = stages[-1] in self.trained_stages_
         if self.is_trained_ and self.module.has_specific:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pandas as pd
 from lightning.pytorch.callbacks import EarlyStopping
@@ -14,6 +17,48 @@ from ._data import InMemoryDataSplitter
 from ._distributed import ddp_strategy
 from ._interrupt import StopOnInterrupt
 from ._lambda import LAMBDA_PATH, train_path
+
+#: Warnings that the training libraries raise about each other on every fit, which a user cannot act on:
+#: Lightning 2.6 builds torch 2.13's deprecated ``LeafSpec`` when it moves each batch to the device.
+THIRD_PARTY_WARNINGS = (r"`isinstance\(treespec, LeafSpec\)` is deprecated",)
+#: Where Lightning's rank-zero messages are logged (the logger depends on which Lightning package loaded last).
+LIGHTNING_LOGGERS = (
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.fabric.utilities.rank_zero",
+    "lightning_utilities.core.rank_zero",
+)
+
+
+class _OnceEach(logging.Filter):
+    """Passes each message once and none of Lightning's per-run "`Trainer.fit` stopped" lines."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith("`Trainer.fit` stopped") or message in self.seen:
+            return False
+        self.seen.add(message)
+        return True
+
+
+@contextmanager
+def lightning_messages_once() -> Iterator[None]:
+    """Within the block, Lightning's start-up messages (devices, tips) appear once, not once per trainer.
+
+    One ``train`` call runs a trainer per stage and per step of the lambda path, up to seven; each would print the
+    same lines and a "`Trainer.fit` stopped" line that counts the epochs of that run only.
+    """
+    once, loggers = _OnceEach(), [logging.getLogger(name) for name in LIGHTNING_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(once)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(once)
 
 
 class StageTraining:
@@ -56,7 +101,9 @@ class StageTraining:
             callbacks=callbacks,
             **{"log_every_n_steps": 1, **runner_kwargs},
         )
-        with interrupt.catching():
+        with interrupt.catching(), warnings.catch_warnings():
+            for message in THIRD_PARTY_WARNINGS:
+                warnings.filterwarnings("ignore", message=message, category=FutureWarning)
             runner()
         if "batch" in tensors:
             train = split["train_idx"]
