@@ -38,21 +38,20 @@ ROWS = {
 }
 
 
-def probe_seed(path: str, seed: int, groupby: str, n_comps: int, fit_kwargs: dict) -> pd.DataFrame:
-    """Test accuracy per representation (rows) for IndiSeek, CLIP-only and the input arrays (columns)."""
+def prepared_arrays(path: str, n_comps: int, groupby: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The RNA PCs and protein CLR of ``pp.prepare`` (the same for every seed) and the labels."""
     mdata = md.read_h5mu(path)
     isk.pp.prepare(mdata, n_comps=n_comps)
     rna, prot = guess_modalities(mdata)
-    n = mdata.n_obs
+    return mdata[rna].obsm["X_pca"], mdata[prot].layers["clr"], mdata.obs[groupby].astype(str).to_numpy()
+
+
+def probe_seed(x_rna: np.ndarray, x_prot: np.ndarray, labels: np.ndarray, seed: int, fit_kwargs: dict) -> pd.DataFrame:
+    """Test accuracy per representation (rows) for IndiSeek, CLIP-only and the input arrays (columns)."""
+    n = len(labels)
     test = np.random.default_rng(seed).permutation(n)[: int(round(0.3 * n))]
     split = np.where(np.isin(np.arange(n), test), "test", "train")
-    arrays = isk.data.from_arrays(
-        mdata[rna].obsm["X_pca"],
-        mdata[prot].layers["clr"],
-        labels=mdata.obs[groupby].astype(str).to_numpy(),
-        names=("rna", "prot"),
-        split=split,
-    )
+    arrays = isk.data.from_arrays(x_rna, x_prot, labels=labels, names=("rna", "prot"), split=split)
     columns = {}
     for objective in ("indiseek", "clip"):
         run = arrays.copy()
@@ -86,7 +85,8 @@ def main() -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     scvi.settings.verbosity = logging.WARNING
 
-    runs = pd.concat([probe_seed(args.data, s, args.groupby, args.n_comps, args.fit) for s in args.seeds])
+    x_rna, x_prot, labels = prepared_arrays(args.data, args.n_comps, args.groupby)
+    runs = pd.concat([probe_seed(x_rna, x_prot, labels, s, args.fit) for s in args.seeds])
     runs.index.name = "representation"
     mean, sd = runs.groupby(level=0).mean(), runs.groupby(level=0).std(ddof=1)
     print(f"{args.data}, settings {args.fit or 'defaults'}, seeds {args.seeds}: test accuracy, mean ± sd\n")
