@@ -67,7 +67,7 @@ def one_size(n: int) -> dict:
     row = {"cells": n}
     mdata = isk.data.from_arrays(*simulate(n), names=("rna", "prot"))
     isk.IndiSeek.setup_mudata(mdata, modalities={"x1": "rna", "x2": "prot"})
-    model = isk.IndiSeek(mdata)
+    model = isk.IndiSeek(mdata, lam=10.0)  # fixed: lam="auto" needs validation cells; a step costs the same
     for stage, epochs in (("shared", (1, 0)), ("specific", (0, 1))):
         timer = EpochTimer()
         model.train(*epochs, validation_size=0, seed=0, enable_progress_bar=False, callbacks=[timer])
