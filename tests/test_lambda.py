@@ -3,6 +3,7 @@
 import matplotlib
 import numpy as np
 import pytest
+import torch
 from conftest import QUIET
 
 import indiseek as isk
@@ -78,9 +79,15 @@ def test_auto_lambda_trains_the_path_and_records_it(tmp_path):
 
 def test_auto_lambda_needs_validation_cells_and_says_so_before_training(tiny):
     model = isk.IndiSeek(_setup(tiny), n_hidden=8)
-    with pytest.raises(ValueError, match="validation_size"):
-        model.train(2, 2, validation_size=0.0, **QUIET)
+    torch.manual_seed(123)
+    rng_before = torch.get_rng_state()
+    with pytest.raises(ValueError, match=r"validation_size` > 0, or .* fixed `lam`"):
+        model.train(2, 2, validation_size=0.0, seed=0, **QUIET)
     assert model.trained_stages_ == []
+    assert torch.equal(torch.get_rng_state(), rng_before)  # refused before seeding: the caller's RNG is untouched
+    fixed = isk.IndiSeek(_setup(tiny), n_hidden=8, lam=10.0)
+    fixed.train(2, 2, validation_size=0.0, seed=0, **QUIET)  # the fix the message names
+    assert fixed.trained_stages_ == ["shared", "specific"]
 
 
 def test_lambda_path_plot_explains_a_missing_path(tiny):

@@ -403,13 +403,17 @@ class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
         ['club_prot_train', 'club_prot_validation']
         """
         seed = settings.seed if seed is None else seed
-        if seed is not None:
-            pl.seed_everything(seed, verbose=False)
         check_schedule(lr, batch_size, validation_size)
-        x1, x2 = self._training_tensors()
         train_idx, val_idx = split_cells(self.adata.n_obs, train_indices, validation_size, batch_size, seed)
         if self.lam_auto_ and max_epochs_specific != 0 and len(val_idx) == 0:
-            raise ValueError('`lam="auto"` chooses lambda on the validation cells: set `validation_size` > 0.')
+            raise ValueError(
+                '`lam="auto"` chooses lambda on the validation cells, and `validation_size=0` leaves none: set '
+                "`validation_size` > 0, or create the model with a fixed `lam` (e.g. `lam=10`, the paper's) to "
+                "train on all cells."
+            )
+        if seed is not None:
+            pl.seed_everything(seed, verbose=False)
+        x1, x2 = self._training_tensors()
         batch = self._batch_onehot()
         if batch is not None:
             check_batch_sizes(batch[train_idx].argmax(dim=1).numpy(), self.batch_names, batch_size)
