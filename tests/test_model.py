@@ -9,6 +9,7 @@ from conftest import QUIET
 from sklearn.linear_model import RidgeCV
 
 import indiseek as isk
+from indiseek._constants import X1_KEY, X2_KEY
 from indiseek.model import IndiSeekModule
 from indiseek.model._trainingplan import specific_terms
 
@@ -179,6 +180,27 @@ def test_dropout_in_encoders_only_and_embeddings_are_deterministic(tiny, tmp_pat
     np.testing.assert_array_equal(loaded.get_latent_representation(modality="rna", kind="specific"), first)
     with pytest.raises(ValueError, match="dropout"):
         isk.IndiSeek(tiny, dropout=1.0)
+
+
+def test_dependence_without_dropout_reads_a_dropout_free_pass_in_training_only():
+    torch.manual_seed(0)
+    x = (torch.randn(64, 12), torch.randn(64, 5))
+    tensors = {X1_KEY: x[0], X2_KEY: x[1]}
+    for without in (False, True):
+        module = IndiSeekModule(12, 5, n_hidden=16, n_layers=3, dropout=0.5, dependence_without_dropout=without)
+        module.set_input_scale(*x)
+        with torch.no_grad():
+            c = (module.eval().shared(x[0], 0), module.shared(x[1], 1))  # stage 2 holds C fixed
+        tensors.update(c1=c[0], c2=c[1])
+        module.train()
+        runs = [module.inference(x, c) for _ in range(2)]
+        # the reconstruction's Z always has dropout; the CLUB term and the estimator's fit read a dropout-free pass
+        # (the same on every call) only with the option
+        assert not torch.allclose(runs[0]["specific"][0], runs[1]["specific"][0])
+        assert torch.equal(runs[0]["dependence"][0][1], runs[1]["dependence"][0][1]) == without
+        assert (float(module.estimator_loss(tensors)) == float(module.estimator_loss(tensors))) == without
+        assert torch.equal(module.specific_for_dependence(x[0], 0), module.specific_for_dependence(x[0], 0)) == without
+        assert all(encoder.training for encoder, _ in module.specific_encoders)  # left in training mode
 
 
 def test_input_dropout_masks_the_shared_encoders_inputs_in_training_only():

@@ -122,6 +122,11 @@ class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
         The map is the same for every cell, so it applies to queries from any batch. Where the batches hold the
         cell types in different proportions, the erased directions also carry some of the types' differences
         (:ref:`batch-correction`). Ignored without one.
+    dependence_without_dropout
+        With ``dropout`` > 0: stage 2 measures the dependence of the specific representations on the other
+        modality's shared ones (and on the batch) on a pass of the specific encoders without dropout, so that
+        dropout's noise cannot hide it from the CLUB estimator; the reconstruction still trains with dropout. Not
+        the default; what it changes on simulated and real data: :ref:`simulated-defaults`.
 
     Attributes
     ----------
@@ -174,6 +179,7 @@ class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
         batch_estimator: Literal["mlp", "moments"] = "mlp",
         encode_batch: bool = True,
         erase_batch: bool = False,
+        dependence_without_dropout: bool = False,
     ):
         super().__init__(mdata)
         settings_ = preset_settings(preset, mdata.n_obs)
@@ -221,6 +227,7 @@ class IndiSeek(ModelInputs, ModelInference, StageTraining, BaseModelClass):
             batch_estimator=batch_estimator,
             encode_batch=encode_batch,
             erase_batch=erase_batch,
+            dependence_without_dropout=dependence_without_dropout,
         )
         self._model_summary_string = (
             f"IndiSeek model ({objective}): modalities {self.modality_names[0]!r} ({n_inputs[0]} features) and "

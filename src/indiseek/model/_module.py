@@ -162,6 +162,13 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
     erase_batch
         With a batch covariate, pass each :math:`C_i` through a :class:`~indiseek.nn.LinearErasure` of the batch,
         fitted on the training cells after stage 1 (:meth:`erase_batch_from_shared`; the identity until then).
+    dependence_without_dropout
+        In stage 2 with ``dropout`` > 0, the dependence terms on :math:`Z_i` (its CLUB bound, and the batch term)
+        and the fitting of their estimators read :math:`Z_i` from a second pass of the specific encoder without
+        dropout, while the completeness term reads the pass with dropout (:meth:`specific_for_dependence`). Without
+        it, an encoder can make dropout's noise most of :math:`Z_i`'s variance in training, which hides its
+        dependence on :math:`C_{3-i}` from the estimator, and the dependence shows at inference, where there is no
+        dropout.
 
     Examples
     --------
@@ -199,6 +206,7 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
         batch_estimator: str = "mlp",
         encode_batch: bool = True,
         erase_batch: bool = False,
+        dependence_without_dropout: bool = False,
     ):
         super().__init__()
         for value, allowed, what in (
@@ -231,6 +239,7 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
         self.batch_estimator_kind = batch_estimator
         self.encode_batch = bool(encode_batch)
         self.erase_batch = bool(erase_batch)
+        self.dependence_without_dropout = bool(dependence_without_dropout)
         self.register_buffer("input_scale", torch.tensor([float(n) for n in self.n_inputs]))
         self.register_buffer("batch_prior", torch.full((self.n_batch,), 1.0 / max(self.n_batch, 1)))
         self._build_networks(n_hidden, n_layers, n_estimator_layers, temperature)
@@ -433,6 +442,21 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
             return norm(z, self._batch_input(batch, len(z), z))
         return norm(z)
 
+    def specific_for_dependence(self, x: torch.Tensor, i: int, batch: torch.Tensor | None = None) -> torch.Tensor:
+        """:math:`Z_i` as the dependence terms and their estimators read it.
+
+        :meth:`specific`, or, in training with ``dependence_without_dropout``, the specific encoder's pass without
+        dropout (the standardisation still uses the batch's statistics).
+        """
+        encoder = self.specific_encoders[i][0]
+        if not (self.dependence_without_dropout and encoder.training):
+            return self.specific(x, i, batch)
+        encoder.eval()
+        try:
+            return self.specific(x, i, batch)
+        finally:
+            encoder.train()
+
     @torch.no_grad()
     def calibrate_specific(self, x: tuple, batch: torch.Tensor, chunk: int = 4096) -> None:
         """Set the per-batch moments that standardise :math:`Z_i` from the encoders' outputs at inference.
@@ -502,9 +526,10 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
         z, dependence, batch_dependence = [None, None], [None, None], [None, None]
         for i in (k for k in range(2) if x[k] is not None):
             z[i] = self.specific(x[i], i, batch)
-            dependence[i] = self.dependence_term(i, z[i], c[i], c[1 - i])
+            z_read = self.specific_for_dependence(x[i], i, batch) if self.dependence_without_dropout else z[i]
+            dependence[i] = self.dependence_term(i, z_read, c[i], c[1 - i])
             if self.n_batch and batch is not None:
-                batch_dependence[i] = self.batch_estimators[i](z[i], batch)
+                batch_dependence[i] = self.batch_estimators[i](z_read, batch)
         return {
             "shared": c,
             "specific": tuple(z),

@@ -120,5 +120,5 @@ class LossTerms:
         x, c = inputs["x"], self._fixed_shared(inputs["x"], inputs["c"])
         for i in (k for k in range(2) if x[k] is not None):
             with torch.no_grad():
-                z = self.specific(x[i], i, inputs["batch"])
+                z = self.specific_for_dependence(x[i], i, inputs["batch"])
             yield i, self.club_condition(c[i], c[1 - i]), z
