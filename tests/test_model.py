@@ -201,6 +201,11 @@ def test_dependence_without_dropout_reads_a_dropout_free_pass_in_training_only()
         assert (float(module.estimator_loss(tensors)) == float(module.estimator_loss(tensors))) == without
         assert torch.equal(module.specific_for_dependence(x[0], 0), module.specific_for_dependence(x[0], 0)) == without
         assert all(encoder.training for encoder, _ in module.specific_encoders)  # left in training mode
+    plain = IndiSeekModule(12, 5, n_hidden=16, n_layers=3, dropout=0.0, dependence_without_dropout=True).train()
+    passes = []
+    plain.specific_encoders[0][0].register_forward_hook(lambda *args: passes.append(1))
+    plain.inference(x)
+    assert len(passes) == 1  # without dropout there is no second pass to take
 
 
 def test_input_dropout_masks_the_shared_encoders_inputs_in_training_only():

@@ -448,14 +448,18 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
         :meth:`specific`, or, in training with ``dependence_without_dropout``, the specific encoder's pass without
         dropout (the standardisation still uses the batch's statistics).
         """
-        encoder = self.specific_encoders[i][0]
-        if not (self.dependence_without_dropout and encoder.training):
+        if not self._dropout_free_dependence(i):
             return self.specific(x, i, batch)
+        encoder = self.specific_encoders[i][0]
         encoder.eval()
         try:
             return self.specific(x, i, batch)
         finally:
             encoder.train()
+
+    def _dropout_free_dependence(self, i: int) -> bool:
+        """Whether the dependence terms now read a pass of specific encoder ``i`` of its own (without dropout)."""
+        return self.dependence_without_dropout and self.dropout > 0 and self.specific_encoders[i][0].training
 
     @torch.no_grad()
     def calibrate_specific(self, x: tuple, batch: torch.Tensor, chunk: int = 4096) -> None:
@@ -526,7 +530,7 @@ class IndiSeekModule(LossTerms, BaseModuleClass):
         z, dependence, batch_dependence = [None, None], [None, None], [None, None]
         for i in (k for k in range(2) if x[k] is not None):
             z[i] = self.specific(x[i], i, batch)
-            z_read = self.specific_for_dependence(x[i], i, batch) if self.dependence_without_dropout else z[i]
+            z_read = self.specific_for_dependence(x[i], i, batch) if self._dropout_free_dependence(i) else z[i]
             dependence[i] = self.dependence_term(i, z_read, c[i], c[1 - i])
             if self.n_batch and batch is not None:
                 batch_dependence[i] = self.batch_estimators[i](z_read, batch)
