@@ -89,22 +89,23 @@ def evaluate(n_cells: int, seed: int, n_train: int | None = None, **fit_kwargs) 
         "lam": model.module.lam,
         "path": path,
         "club": _club_gap(model.history),
-        "noise": {m: _dropout_noise_share(model, mdata, m, held_out) for m in ("rna", "prot")},
+        "noise": _dropout_noise_shares(model, held_out),
     }
 
 
-def _dropout_noise_share(model, mdata, modality: str, cells: np.ndarray, n_passes: int = 8) -> float:
-    """Share of the variance of Z in training mode (dropout on) that is dropout's noise, on ``cells``.
+def _dropout_noise_shares(model, cells: np.ndarray, n_passes: int = 8) -> dict[str, float]:
+    """Per modality, the share of the variance of Z in training mode (dropout on) that is dropout's noise, on ``cells``.
 
     The variance over ``n_passes`` passes of each cell, averaged, over the variance across cells of the passes. 0
     without dropout; near 1 when what the encoder computes is drowned by the noise that stage 2 trains on.
     """
     module = copy.deepcopy(model.module).train()  # a copy: training mode updates the standardisation's statistics
-    i = model.modality_names.index(modality)
-    x = model._training_tensors()[i][torch.as_tensor(cells)]
-    with torch.no_grad():
-        passes = torch.stack([module.specific(x, i) for _ in range(n_passes)]).double()
-    return float(passes.var(dim=0).mean() / passes.reshape(-1, passes.shape[-1]).var(dim=0).mean())
+    shares = {}
+    for i, x in enumerate(model._training_tensors()):
+        with torch.no_grad():
+            passes = torch.stack([module.specific(x[torch.as_tensor(cells)], i) for _ in range(n_passes)]).double()
+        shares[model.modality_names[i]] = float(passes.var(dim=0).mean() / passes.flatten(0, 1).var(dim=0).mean())
+    return shares
 
 
 def _club_gap(history: dict) -> dict[str, tuple[float, float]]:
